@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/reconciler-dev/reconciler/policy"
+	"github.com/reconciler-dev/reconciler/reconciler"
+	"github.com/reconciler-dev/reconciler/reconciler/output"
+	"github.com/reconciler-dev/reconciler/reconciler/plan"
+	"github.com/reconciler-dev/reconciler/sources"
+	"github.com/reconciler-dev/reconciler/sources/dir"
+	"github.com/reconciler-dev/reconciler/sources/git"
+	"github.com/reconciler-dev/reconciler/specs"
+)
+
+type diffFlags struct {
+	rev, base      string
+	format         string
+	noColor        bool
+	instances      string
+	policies       string
+	namespaces     []string
+	allNamespaces  bool
+	fleetNamespace string
+	prune          bool
+	policyNamed    bool // --policy given: the directory must exist
+	git            gitFlags
+}
+
+// gitFlags reach a remote repository. Secrets come from the environment,
+// never from flags, which other users of the host can read in ps.
+type gitFlags struct {
+	username   string
+	sshKey     string
+	knownHosts string
+	caFile     string
+	cacheDir   string
+}
+
+func newDiffCommand() *cobra.Command {
+	var f diffFlags
+	cmd := &cobra.Command{
+		Use:   "diff [PATH|URL]",
+		Short: "Show what would change, and what the policies say, without changing anything",
+		Long: `Plan the fleet at PATH (a directory, default ".") or URL (a git remote) and
+print the changes, the actions a real run would take and the policy verdicts.
+
+Without --base the plan is against an empty fleet, so every valid instance is
+a create. With --base REV it is against the fleet at that revision: the
+merge-request view. A directory is read as its working tree unless --rev
+names a revision; --rev and --base need PATH to be inside a git repository.
+
+Exit status: 0 nothing to change and no denial; 2 changes; 3 a policy denies;
+1 an error (an invalid file, a policy that does not compile, an unreachable
+source). When several apply, the first of 1, 3, 2 wins.
+
+Remote credentials come from the environment: RECONCILER_GIT_TOKEN (https
+token), RECONCILER_GIT_PASSWORD (https password, with --git-username) and
+RECONCILER_SSH_KEY_PASSPHRASE.`,
+		Example: `  # In CI, on a merge request:
+  reconciler diff --base origin/main -o markdown > plan.md
+
+  # The fleet at a remote's main branch, as JSON:
+  reconciler diff https://git.example.com/platform/fleet.git --rev main -o json`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target := "."
+			if len(args) == 1 {
+				target = args[0]
+			}
+			f.policyNamed = cmd.Flags().Changed("policy")
+			return runDiff(cmd.Context(), cmd.OutOrStdout(), target, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.rev, "rev", "", "revision to plan (default: the working tree of a directory, HEAD of a URL)")
+	fl.StringVar(&f.base, "base", "", "revision to compare against (default: an empty fleet)")
+	fl.StringVarP(&f.format, "output", "o", "text", "output format: text, json or markdown")
+	fl.BoolVar(&f.noColor, "no-color", false, "never colour text output (also when NO_COLOR is set, or output is not a terminal)")
+	fl.StringVar(&f.instances, "instances", "instances", "directory of instance files, relative to the fleet root")
+	fl.StringVar(&f.policies, "policy", "policies", "directory of Rego policies, relative to the fleet root, read at --rev")
+	fl.StringArrayVarP(&f.namespaces, "namespace", "n", []string{"main"}, "policy namespace (package) to evaluate; repeatable; globs such as 'team.*' allowed")
+	fl.BoolVar(&f.allNamespaces, "all-namespaces", false, "evaluate every policy namespace (but the fleet one)")
+	fl.StringVar(&f.fleetNamespace, "fleet-namespace", "fleet", "namespace of fleet-scope rules, which see input.instances")
+	fl.BoolVar(&f.prune, "prune", false, "plan instances removed from the fleet as deleted (certificate revoked, RPC key retired) rather than released")
+	fl.StringVar(&f.git.username, "git-username", "", "username for https remotes (password from RECONCILER_GIT_PASSWORD)")
+	fl.StringVar(&f.git.sshKey, "ssh-key", "", "private key file for ssh remotes")
+	fl.StringVar(&f.git.knownHosts, "known-hosts", "", "known_hosts file for ssh remotes (default ~/.ssh/known_hosts)")
+	fl.StringVar(&f.git.caFile, "git-ca-file", "", "CA bundle to verify https remotes")
+	fl.StringVar(&f.git.cacheDir, "git-cache-dir", "", "where remote repositories are cloned (default: the user cache directory)")
+	return cmd
+}
+
+func runDiff(ctx context.Context, stdout io.Writer, target string, f diffFlags) error {
+	var render func(io.Writer, output.Report) error
+	switch f.format {
+	case "text":
+		color := !f.noColor && os.Getenv("NO_COLOR") == "" && isTerminal(stdout)
+		render = func(w io.Writer, r output.Report) error { return output.Text(w, r, color) }
+	case "json":
+		render = output.JSON
+	case "markdown", "md":
+		render = output.Markdown
+	default:
+		return fmt.Errorf("parse --output: unknown format %q; use text, json or markdown", f.format)
+	}
+
+	desired, base, err := openSnapshots(ctx, target, f)
+	if err != nil {
+		return err
+	}
+	policyOpts := []policy.Option{policy.WithFleetNamespace(f.fleetNamespace)}
+	if f.allNamespaces {
+		policyOpts = append(policyOpts, policy.WithAllNamespaces())
+	} else {
+		policyOpts = append(policyOpts, policy.WithNamespaces(f.namespaces...))
+	}
+	p, err := reconciler.Diff(ctx, reconciler.DiffInput{
+		Desired:         desired,
+		Base:            base,
+		Instances:       f.instances,
+		Policies:        f.policies,
+		RequirePolicies: f.policyNamed,
+		PolicyOptions:   policyOpts,
+		Defaults:        specs.DefaultDefaults(),
+		Plan:            plan.Options{Prune: f.prune},
+	})
+	if err != nil {
+		return err
+	}
+	report := output.Report{Plan: p, Fleet: target, Revision: desired.Revision}
+	if base != nil {
+		report.Base = base.Revision
+	}
+	if err := render(stdout, report); err != nil {
+		return fmt.Errorf("write plan: %w", err)
+	}
+	if code := p.ExitCode(); code != 0 {
+		return exitCode(code)
+	}
+	return nil
+}
+
+// scpLike matches git's user@host:path remote syntax.
+var scpLike = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:`)
+
+func isRemote(target string) bool {
+	return strings.Contains(target, "://") || scpLike.MatchString(target)
+}
+
+// openSnapshots reads the desired and base states. A URL is cloned. A
+// directory's desired state is its working tree unless --rev names a
+// revision, so uncommitted edits show against --base.
+func openSnapshots(ctx context.Context, target string, f diffFlags) (desired, base *sources.Snapshot, err error) {
+	var repo *git.Source
+	switch {
+	case isRemote(target):
+		opts, err := f.git.options()
+		if err != nil {
+			return nil, nil, err
+		}
+		if repo, err = git.Clone(ctx, target, opts...); err != nil {
+			return nil, nil, err
+		}
+	case f.rev != "" || f.base != "":
+		if repo, err = git.Open(ctx, target); err != nil {
+			return nil, nil, fmt.Errorf("--rev and --base need a git repository: %w", err)
+		}
+	}
+
+	var src sources.Source = repo
+	if f.rev == "" && !isRemote(target) {
+		if src, err = dir.New(target); err != nil {
+			return nil, nil, err
+		}
+	}
+	if desired, err = src.Snapshot(ctx, f.rev); err != nil {
+		return nil, nil, err
+	}
+	if f.base != "" {
+		if base, err = repo.Snapshot(ctx, f.base); err != nil {
+			return nil, nil, err
+		}
+	}
+	return desired, base, nil
+}
+
+func (g gitFlags) options() ([]git.Option, error) {
+	auth := git.Auth{
+		Username:         g.username,
+		Password:         os.Getenv("RECONCILER_GIT_PASSWORD"),
+		Token:            os.Getenv("RECONCILER_GIT_TOKEN"),
+		SSHKeyFile:       g.sshKey,
+		SSHKeyPassphrase: os.Getenv("RECONCILER_SSH_KEY_PASSPHRASE"),
+		KnownHostsFile:   g.knownHosts,
+	}
+	if g.caFile != "" {
+		ca, err := os.ReadFile(g.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("read --git-ca-file: %w", err)
+		}
+		auth.CABundle = ca
+	}
+	opts := []git.Option{git.WithAuth(auth)}
+	if g.cacheDir != "" {
+		opts = append(opts, git.WithCacheDir(g.cacheDir))
+	}
+	return opts, nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
