@@ -11,7 +11,8 @@ type Snapshot struct {
 	// directory. It is shown to users and recorded as the applied revision.
 	Revision string
 	// FS is rooted at the fleet root (the directory that holds instances/ and
-	// policies/). It is read-only and safe for concurrent use.
+	// policies/). It is read-only and safe for concurrent use. A commit's
+	// FS never changes; a directory's is the live directory, which may.
 	FS fs.FS
 }
 
