@@ -1,8 +1,9 @@
 package plan
 
 import (
+	"maps"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,8 +52,17 @@ func flatten(in *specs.Instance) []leaf {
 	for k, v := range in.Metadata.Annotations {
 		out = append(out, leaf{mapPath("metadata.annotations", k), v})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
+	slices.SortFunc(out, func(a, b leaf) int { return strings.Compare(a.path, b.path) })
 	return out
+}
+
+// sameState reports whether two instances flatten to the same leaves,
+// without flattening them: most instances of a plan are unchanged.
+func sameState(a, b *specs.Instance) bool {
+	as, bs := a.Spec, b.Spec
+	return as.Datastore == bs.Datastore && as.SSL == bs.SSL && as.RPCEncryption == bs.RPCEncryption &&
+		as.TLS == bs.TLS && slices.Equal(as.Hosts, bs.Hosts) &&
+		maps.Equal(a.Metadata.Labels, b.Metadata.Labels) && maps.Equal(a.Metadata.Annotations, b.Metadata.Annotations)
 }
 
 // mapPath keeps paths unambiguous for keys that hold dots or slashes

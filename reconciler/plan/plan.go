@@ -3,7 +3,8 @@ package plan
 import (
 	"context"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 
 	"github.com/reconciler-dev/reconciler/policy"
 	"github.com/reconciler-dev/reconciler/specs"
@@ -103,11 +104,7 @@ func Compute(ctx context.Context, desired *specs.Fleet, observed []*specs.Instan
 	if eval != nil {
 		docs := make([]policy.Document, len(desired.Instances))
 		for i, in := range desired.Instances {
-			doc, err := policy.NewDocument(in.Metadata.Name, in.File, in.Raw)
-			if err != nil {
-				return nil, err
-			}
-			docs[i] = doc
+			docs[i] = policy.Document{Name: in.Metadata.Name, File: in.File, Input: in.Raw}
 		}
 		res, err := eval.Evaluate(ctx, docs)
 		if err != nil {
@@ -140,7 +137,7 @@ func Compute(ctx context.Context, desired *specs.Fleet, observed []*specs.Instan
 		}
 		p.Instances = append(p.Instances, pi)
 	}
-	sort.Slice(p.Instances, func(i, j int) bool { return p.Instances[i].Name < p.Instances[j].Name })
+	slices.SortFunc(p.Instances, func(a, b Instance) int { return strings.Compare(a.Name, b.Name) })
 	return p, nil
 }
 
@@ -158,7 +155,9 @@ func planOne(old, desired *specs.Instance, v policy.Verdict, opts Options) Insta
 		Desired:   desired,
 		Observed:  old,
 	}
-	pi.Fields = diffFields(flatten(old), flatten(desired))
+	if old == nil || desired == nil || !sameState(old, desired) {
+		pi.Fields = diffFields(flatten(old), flatten(desired))
+	}
 	switch {
 	case old == nil:
 		pi.Change = Create

@@ -58,8 +58,9 @@ type denyNames map[string]bool
 func (d denyNames) Evaluate(_ context.Context, docs []policy.Document) (*policy.Result, error) {
 	res := &policy.Result{Instances: make([]policy.Verdict, len(docs))}
 	for i, doc := range docs {
-		if !strings.Contains(doc.Input.String(), `"name": "`+doc.Name+`"`) {
-			panic("document input does not match its name: " + doc.Input.String())
+		meta := doc.Input.(map[string]any)["metadata"].(map[string]any)
+		if meta["name"] != doc.Name {
+			panic("document input does not match its name")
 		}
 		if d[doc.Name] {
 			res.Instances[i].Deny = []policy.Message{{Msg: doc.Name + " denied", Namespace: "main", Rule: "deny"}}

@@ -1,0 +1,3 @@
+package tls
+
+test_always if true
