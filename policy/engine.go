@@ -139,7 +139,10 @@ func (e *Engine) Namespaces() []string {
 func (e *Engine) Evaluate(ctx context.Context, docs []Document) (*Result, error) {
 	start := time.Now()
 	res := &Result{Instances: make([]Verdict, len(docs))}
-	inputs := make([]ast.Value, len(docs))
+	var inputs []ast.Value // kept only for the fleet scope: they are large
+	if e.fleet != nil {
+		inputs = make([]ast.Value, len(docs))
+	}
 	if err := e.evaluateInstances(ctx, docs, inputs, res.Instances); err != nil {
 		return nil, err
 	}
@@ -162,8 +165,8 @@ func (e *Engine) Evaluate(ctx context.Context, docs []Document) (*Result, error)
 }
 
 // evaluateInstances runs a bounded pool of workers that take documents in
-// index order, convert their inputs (kept in inputs for the fleet scope)
-// and evaluate them. After a failure no further document is taken, but every
+// index order, convert their inputs (kept in inputs, when it is not nil,
+// for the fleet scope) and evaluate them. After a failure no further document is taken, but every
 // document before it has been taken already and runs to completion, so
 // the first failure in docs order is always the one reported.
 func (e *Engine) evaluateInstances(ctx context.Context, docs []Document, inputs []ast.Value, out []Verdict) error {
@@ -182,7 +185,9 @@ func (e *Engine) evaluateInstances(ctx context.Context, docs []Document, inputs 
 				if err != nil {
 					err = &EvalError{Name: docs[i].Name, File: docs[i].File, Err: err}
 				} else {
-					inputs[i] = in
+					if inputs != nil {
+						inputs[i] = in
+					}
 					out[i], err = e.evaluateDocument(ctx, docs[i], in)
 				}
 				if err != nil {
