@@ -19,15 +19,19 @@ build: ## Build bin/reconciler
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/reconciler
 
 .PHONY: test
-test: ## Run every test (race detector on), including the examples
+test: ## Run every test (race detector on), the examples and the conftest comparison
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	@# Builds conftest v0.71.1 from the module proxy and compares verdicts with it.
+	$(GO) test -count=1 -timeout 10m -tags conftestcompat -run Conftest ./policy/
 
 .PHONY: lint
 lint: $(TOOLS)/staticcheck ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags conftestcompat ./policy/
 	$(TOOLS)/staticcheck ./...
+	$(TOOLS)/staticcheck -tags conftestcompat ./policy/
 
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -217,7 +217,11 @@ func TestConftestCompatibility(t *testing.T) {
 				write(t, filepath.Join(dir, "policies", name), content)
 			}
 			for i := range docs {
-				v, err := ast.JSON(docs[i].Input)
+				in, err := inputValue(docs[i])
+				if err != nil {
+					t.Fatal(err)
+				}
+				v, err := ast.JSON(in)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -132,3 +132,12 @@ func joinActions(as []plan.Action, sep string) string {
 	}
 	return strings.Join(s, sep)
 }
+
+// shortRevision abbreviates a commit hash for people, as git does; JSON
+// keeps the full hash.
+func shortRevision(rev string) string {
+	if len(rev) == 40 && strings.Trim(rev, "0123456789abcdef") == "" {
+		return rev[:12]
+	}
+	return rev
+}

@@ -28,9 +28,9 @@ func Markdown(w io.Writer, r Report) error {
 	fmt.Fprintf(b, "### %s reconciler diff\n\n", icon)
 	against := "an empty fleet"
 	if r.Base != "" {
-		against = "`" + r.Base + "`"
+		against = "`" + shortRevision(r.Base) + "`"
 	}
-	fmt.Fprintf(b, "**%s.**\n\n`%s` at `%s` against %s.\n", capitalize(summaryLine(s)), r.Fleet, r.Revision, against)
+	fmt.Fprintf(b, "**%s.**\n\n`%s` at `%s` against %s.\n", capitalize(summaryLine(s)), r.Fleet, shortRevision(r.Revision), against)
 
 	if len(p.Problems) > 0 {
 		fmt.Fprintf(b, "\n#### Errors\n\n")

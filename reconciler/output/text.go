@@ -41,9 +41,9 @@ func (t *textWriter) line(format string, args ...any) {
 // verdicts and a one-line summary. color adds ANSI colours.
 func Text(w io.Writer, r Report, color bool) error {
 	t := &textWriter{w: bufio.NewWriter(w), color: color}
-	header := "reconciler diff " + r.Fleet + " at " + r.Revision
+	header := "reconciler diff " + r.Fleet + " at " + shortRevision(r.Revision)
 	if r.Base != "" {
-		header += " against " + r.Base
+		header += " against " + shortRevision(r.Base)
 	} else {
 		header += " against an empty fleet"
 	}
