@@ -7,6 +7,12 @@ TOOLS     := $(CURDIR)/.tools
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
+# The real Vault server for the vault/ tests, built from tools/vault (its
+# own module) into the user cache, never into the repository: 500 MB, and
+# ten minutes the first time.
+VAULT_VERSION := 1.21.0
+VAULT_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/reconciler/vault-$(VAULT_VERSION)
+export RECONCILER_VAULT_BIN := $(VAULT_BIN)
 
 .DEFAULT_GOAL := help
 
@@ -18,8 +24,16 @@ help: ## List the targets
 build: ## Build bin/reconciler
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/reconciler
 
+.PHONY: vault
+vault: $(VAULT_BIN) ## Build the Vault server the tests run (once; cached outside the repository)
+
+$(VAULT_BIN): tools/vault/go.mod tools/vault/go.sum
+	mkdir -p $(dir $(VAULT_BIN))
+	cd tools/vault && $(GO) build -o $(VAULT_BIN).tmp github.com/hashicorp/vault
+	mv $(VAULT_BIN).tmp $(VAULT_BIN)
+
 .PHONY: test
-test: ## Run every test (race detector on), the examples and the conftest comparison
+test: vault ## Run every test (race detector on), the examples and the conftest comparison
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	@# Builds conftest v0.71.1 from the module proxy and compares verdicts with it.
@@ -41,8 +55,8 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s)
 	$(GO) test ./specs -run '^$$' -fuzz FuzzParse -fuzztime $(or $(FUZZTIME),30s)
 
 .PHONY: bench
-bench: ## Go benchmarks, then diff on a 10,000-instance fleet against conftest and a bare loop
-	$(GO) test -run '^$$' -bench . -benchmem ./specs ./policy ./reconciler/...
+bench: vault ## Go benchmarks, then diff on a 10,000-instance fleet against conftest and a bare loop
+	$(GO) test -run '^$$' -bench . -benchmem ./specs ./policy ./reconciler/... ./vault/...
 	bash bench/run.sh
 
 .PHONY: clean
