@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reconciler-dev/reconciler/vault/hashicorp/vaultservertest"
 	"github.com/reconciler-dev/reconciler/vault/vaulttest"
 )
 
@@ -13,10 +14,10 @@ import (
 // through bare vault/api calls, interleaved in the same run against the
 // same Vault, and reports the provider's overhead in percent (goal: < 10).
 func BenchmarkIssueOverhead(b *testing.B) {
-	s := devServer(b)
-	cfg := s.bootstrapped(b)
+	s := vaultservertest.Dev(b)
+	cfg := bootstrapped(b, s)
 	c := newClient(b, cfg)
-	bare := s.client()
+	bare := s.Client()
 	bare.SetToken(c.api.Token()) // the same AppRole token: Vault's ACL checks cost the same
 	ctx := context.Background()
 	req := vaulttest.DefaultRequest()

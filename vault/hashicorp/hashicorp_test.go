@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/reconciler-dev/reconciler/vault"
+	"github.com/reconciler-dev/reconciler/vault/hashicorp/vaultservertest"
 	"github.com/reconciler-dev/reconciler/vault/vaulttest"
 )
 
@@ -33,17 +34,17 @@ func newClient(t testing.TB, cfg Config, opts ...Option) *Client {
 // TestContract runs the shared provider contract against a real Vault,
 // through the AppRole and least-privilege policy Bootstrap makes.
 func TestContract(t *testing.T) {
-	s := devServer(t)
-	c := newClient(t, s.bootstrapped(t))
+	s := vaultservertest.Dev(t)
+	c := newClient(t, bootstrapped(t, s))
 	vaulttest.TestIssuer(t, c, vaulttest.IssuerOptions{CanRevoke: true, CRL: c.CRL})
 	vaulttest.TestKeyWrapper(t, c)
 }
 
 func TestBootstrapIsIdempotent(t *testing.T) {
-	s := devServer(t)
+	s := vaultservertest.Dev(t)
 	ctx := context.Background()
 	secretFile := t.TempDir() + "/secret-id"
-	first, err := Bootstrap(ctx, s.client(), BootstrapOptions{SecretIDFile: secretFile})
+	first, err := Bootstrap(ctx, s.Client(), BootstrapOptions{SecretIDFile: secretFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,11 +55,11 @@ func TestBootstrapIsIdempotent(t *testing.T) {
 	if err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("secret-id file: %v, mode %v; want 0600", err, info.Mode())
 	}
-	caBefore, err := s.client().Logical().Read("pki/cert/ca")
+	caBefore, err := s.Client().Logical().Read("pki/cert/ca")
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := Bootstrap(ctx, s.client(), BootstrapOptions{SecretIDFile: secretFile})
+	second, err := Bootstrap(ctx, s.Client(), BootstrapOptions{SecretIDFile: secretFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,11 +69,11 @@ func TestBootstrapIsIdempotent(t *testing.T) {
 	if second.RoleID != first.RoleID {
 		t.Errorf("role-id changed from %s to %s", first.RoleID, second.RoleID)
 	}
-	caAfter, _ := s.client().Logical().Read("pki/cert/ca")
+	caAfter, _ := s.Client().Logical().Read("pki/cert/ca")
 	if caBefore.Data["certificate"] != caAfter.Data["certificate"] {
 		t.Error("a second run replaced the CA")
 	}
-	policy, _ := s.client().Sys().GetPolicy("reconciler")
+	policy, _ := s.Client().Sys().GetPolicy("reconciler")
 	for _, forbidden := range []string{"transit/export", "transit/keys/reconciler\"", "sys/", "pki/root"} {
 		if strings.Contains(policy, forbidden) {
 			t.Errorf("the policy grants %s, more than the reconciler needs:\n%s", forbidden, policy)
@@ -81,12 +82,12 @@ func TestBootstrapIsIdempotent(t *testing.T) {
 }
 
 func TestBootstrapImportsACA(t *testing.T) {
-	s := devServer(t)
+	s := vaultservertest.Dev(t)
 	ca := generateCABundle(t)
-	if _, err := Bootstrap(context.Background(), s.client(), BootstrapOptions{ImportCA: ca.bundle}); err != nil {
+	if _, err := Bootstrap(context.Background(), s.Client(), BootstrapOptions{ImportCA: ca.bundle}); err != nil {
 		t.Fatal(err)
 	}
-	c := newClient(t, Config{Address: s.addr, Token: vault.Secret(s.token)})
+	c := newClient(t, Config{Address: s.Addr, Token: vault.Secret(s.Token)})
 	cert, err := c.Issue(context.Background(), vaulttest.DefaultRequest())
 	if err != nil {
 		t.Fatal(err)
@@ -98,11 +99,11 @@ func TestBootstrapImportsACA(t *testing.T) {
 }
 
 func TestAppRoleTokenRenewalAndRelogin(t *testing.T) {
-	s := devServer(t)
-	cfg := s.bootstrapped(t)
+	s := vaultservertest.Dev(t)
+	cfg := bootstrapped(t, s)
 	// Tokens that live 2s and can be renewed to 4s at most: the client
 	// must renew, then log in again, and keep working.
-	if _, err := s.client().Logical().Write("auth/approle/role/reconciler", map[string]any{
+	if _, err := s.Client().Logical().Write("auth/approle/role/reconciler", map[string]any{
 		"token_policies": "reconciler", "token_ttl": "2s", "token_max_ttl": "4s",
 	}); err != nil {
 		t.Fatal(err)
@@ -126,20 +127,20 @@ func TestAppRoleTokenRenewalAndRelogin(t *testing.T) {
 }
 
 func TestDeniedRequestsAreNotRetried(t *testing.T) {
-	s := devServer(t)
-	cfg := s.bootstrapped(t)
+	s := vaultservertest.Dev(t)
+	cfg := bootstrapped(t, s)
 	ctx := context.Background()
 
 	// A token whose policy lacks transit.
-	if err := s.client().Sys().PutPolicy("pki-only", `path "pki/issue/reconciler" { capabilities = ["update"] }`); err != nil {
+	if err := s.Client().Sys().PutPolicy("pki-only", `path "pki/issue/reconciler" { capabilities = ["update"] }`); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := s.client().Auth().Token().Create(&apiTokenRequest{Policies: []string{"pki-only"}})
+	tok, err := s.Client().Auth().Token().Create(&apiTokenRequest{Policies: []string{"pki-only"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	limited := newClient(t, Config{Address: s.addr, Token: vault.Secret(tok.Auth.ClientToken), Retry: cfg.Retry}, WithRegisterer(reg))
+	limited := newClient(t, Config{Address: s.Addr, Token: vault.Secret(tok.Auth.ClientToken), Retry: cfg.Retry}, WithRegisterer(reg))
 	start := time.Now()
 	_, err = limited.NewKey(ctx, "orders-db")
 	if !errors.Is(err, vault.ErrDenied) {
@@ -180,8 +181,8 @@ func TestDeniedRequestsAreNotRetried(t *testing.T) {
 // TestVaultRestartMidRun kills a file-backed Vault while the client works,
 // starts and unseals it again: operations wait with backoff, then succeed.
 func TestVaultRestartMidRun(t *testing.T) {
-	s := fileServer(t)
-	cfg := s.bootstrapped(t)
+	s := vaultservertest.File(t)
+	cfg := bootstrapped(t, s)
 	reg := prometheus.NewRegistry()
 	c := newClient(t, cfg, WithRegisterer(reg))
 	ctx := context.Background()
@@ -195,7 +196,7 @@ func TestVaultRestartMidRun(t *testing.T) {
 		_, err := c.Unwrap(ctx, "orders-db", k.Wrapped)
 		done <- err
 	}()
-	s.restart(2 * time.Second)
+	s.Restart(2 * time.Second)
 	if err := <-done; err != nil {
 		t.Fatalf("Unwrap across a Vault restart: %v", err)
 	}
@@ -212,8 +213,8 @@ func TestVaultRestartMidRun(t *testing.T) {
 // TestSecretsStayOutOfLogsErrorsAndMetrics plants canaries (an RPC key, a
 // private key, the secret-id) and greps everything the client produced.
 func TestSecretsStayOutOfLogsErrorsAndMetrics(t *testing.T) {
-	s := devServer(t)
-	cfg := s.bootstrapped(t)
+	s := vaultservertest.Dev(t)
+	cfg := bootstrapped(t, s)
 	secretID, _ := os.ReadFile(cfg.AppRole.SecretIDFile)
 	var buf bytes.Buffer
 	reg := prometheus.NewRegistry()
