@@ -39,6 +39,9 @@ func (d Defaults) apply(in *Instance, tls map[string]any) {
 	if !set("requireSecureTransport") {
 		in.Spec.TLS.RequireSecureTransport = d.RequireSecureTransport
 	}
+	if !set("keyType") {
+		in.Spec.TLS.KeyType = KeyTypeEC
+	}
 	if !set("provider") {
 		in.Spec.TLS.Provider = d.Provider
 	}

@@ -24,6 +24,12 @@ const (
 	Disabled = "disabled"
 )
 
+// Certificate key types, as named by spec.tls.keyType.
+const (
+	KeyTypeEC  = "ec"
+	KeyTypeRSA = "rsa"
+)
+
 // Key providers, as named by spec.tls.provider.
 const (
 	ProviderVault  = "vault"
@@ -75,6 +81,7 @@ type TLS struct {
 	TTL                    time.Duration
 	MinVersion             string // "1.2" or "1.3"
 	RequireSecureTransport bool
+	KeyType                string // KeyTypeEC or KeyTypeRSA
 	Provider               string
 }
 

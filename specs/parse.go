@@ -462,6 +462,7 @@ func fromRaw(raw map[string]any) *Instance {
 	}
 	in.Spec.TLS.MinVersion, _ = tls["minVersion"].(string)
 	in.Spec.TLS.RequireSecureTransport, _ = tls["requireSecureTransport"].(bool)
+	in.Spec.TLS.KeyType, _ = tls["keyType"].(string)
 	in.Spec.TLS.Provider, _ = tls["provider"].(string)
 	return in
 }

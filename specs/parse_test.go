@@ -26,6 +26,7 @@ func TestParseValid(t *testing.T) {
     ttl: 2160h
     minVersion: "1.3"
     requireSecureTransport: false
+    keyType: rsa
     provider: vault
 `), DefaultDefaults())
 	if err != nil {
@@ -41,7 +42,7 @@ func TestParseValid(t *testing.T) {
 				Datastore: Datastore{Type: MySQL, Version: "8.0"},
 				Hosts:     []string{"orders-db.db.internal", "10.0.4.17"},
 				SSL:       Enabled, RPCEncryption: Disabled,
-				TLS: TLS{TTL: 720 * time.Hour, MinVersion: "1.2", RequireSecureTransport: true, Provider: ProviderLocal},
+				TLS: TLS{TTL: 720 * time.Hour, MinVersion: "1.2", RequireSecureTransport: true, KeyType: KeyTypeEC, Provider: ProviderLocal},
 			},
 			File: "instances/orders.yaml", Line: 1,
 		},
@@ -51,7 +52,7 @@ func TestParseValid(t *testing.T) {
 				Datastore: Datastore{Type: MySQL, Version: "8.0"},
 				Hosts:     []string{"orders-db.db.internal", "10.0.4.17"},
 				SSL:       Enabled, RPCEncryption: Enabled,
-				TLS: TLS{TTL: 2160 * time.Hour, MinVersion: "1.3", RequireSecureTransport: false, Provider: ProviderVault},
+				TLS: TLS{TTL: 2160 * time.Hour, MinVersion: "1.3", RequireSecureTransport: false, KeyType: KeyTypeRSA, Provider: ProviderVault},
 			},
 			File: "instances/orders.yaml", Line: 13,
 		},
@@ -258,7 +259,7 @@ func TestDefaultsApplyOnlyWhereUnset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := TLS{TTL: 100 * time.Hour, MinVersion: "1.3", RequireSecureTransport: false, Provider: ProviderVault}
+	want := TLS{TTL: 100 * time.Hour, MinVersion: "1.3", RequireSecureTransport: false, KeyType: KeyTypeEC, Provider: ProviderVault}
 	if diff := cmp.Diff(want, got[0].Spec.TLS); diff != "" {
 		t.Errorf("TLS mismatch (-want +got):\n%s", diff)
 	}

@@ -98,6 +98,8 @@ var schema = &field{kind: kindObject, fields: []*field{
 						doc: "Lowest TLS version the datastore accepts."},
 					{name: "requireSecureTransport", kind: kindBool,
 						doc: "Refuse plaintext client connections once SSL is on."},
+					{name: "keyType", kind: kindString, enum: []string{KeyTypeEC, KeyTypeRSA},
+						doc: "Certificate key: ec (ECDSA P-256, the default) or rsa (RSA 2048) for clients that need it."},
 					{name: "provider", kind: kindString,
 						enum: []string{ProviderVault, ProviderLocal, ProviderInline, ProviderHref, ProviderNone},
 						doc:  "Key provider for this instance, overriding the reconciler's default."},

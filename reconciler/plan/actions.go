@@ -86,7 +86,8 @@ func actions(old, desired *specs.Instance, opts Options) []Action {
 // reissued: what it certifies or who issues it changed.
 func certificateChanges(old, desired *specs.Instance) bool {
 	o, d := old.Spec, desired.Spec
-	return !slices.Equal(o.Hosts, d.Hosts) || o.TLS.TTL != d.TLS.TTL || o.TLS.Provider != d.TLS.Provider
+	return !slices.Equal(o.Hosts, d.Hosts) || o.TLS.TTL != d.TLS.TTL || o.TLS.Provider != d.TLS.Provider ||
+		o.TLS.KeyType != d.TLS.KeyType
 }
 
 // configChanges reports whether the datastore's TLS configuration changes

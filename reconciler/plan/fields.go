@@ -38,6 +38,7 @@ func flatten(in *specs.Instance) []leaf {
 		{"spec.hosts", s.Hosts},
 		{"spec.rpcEncryption", s.RPCEncryption},
 		{"spec.ssl", s.SSL},
+		{"spec.tls.keyType", s.TLS.KeyType},
 		{"spec.tls.minVersion", s.TLS.MinVersion},
 		{"spec.tls.provider", s.TLS.Provider},
 		{"spec.tls.requireSecureTransport", s.TLS.RequireSecureTransport},
