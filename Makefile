@@ -51,8 +51,13 @@ $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 .PHONY: fuzz
-fuzz: ## Run each fuzz target for FUZZTIME (default 30s)
-	$(GO) test ./specs -run '^$$' -fuzz FuzzParse -fuzztime $(or $(FUZZTIME),30s)
+fuzz: ## Run every fuzz target of every package for FUZZTIME each (default 30s)
+	@for pkg in $$($(GO) list ./...); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "$$pkg $$target"; \
+			$(GO) test $$pkg -run '^$$' -fuzz "^$$target$$" -fuzztime $(or $(FUZZTIME),30s) || exit 1; \
+		done; \
+	done
 
 .PHONY: bench
 bench: vault ## Go benchmarks, then diff on a 10,000-instance fleet against conftest and a bare loop
