@@ -109,8 +109,8 @@ func apply(ds specs.Datastore, toggling bool) Action {
 		return reloadIf(atLeast(v, 10, 0))
 	case specs.MySQL: // ALTER INSTANCE RELOAD TLS, 8.0.16 and later
 		return reloadIf(atLeast(v, 8, 0))
-	case specs.MariaDB: // FLUSH SSL, 10.4 and later
-		return reloadIf(atLeast(v, 10, 4))
+	case specs.MariaDB: // ssl_* paths are read-only at run time: on or off takes a restart; FLUSH SSL (10.4+) reloads new files
+		return reloadIf(!toggling && atLeast(v, 10, 4))
 	case specs.MongoDB: // net.tls.mode is read at start; rotateCertificates since 5.0
 		return reloadIf(!toggling && atLeast(v, 5, 0))
 	case specs.Cassandra: // encryption options are read at start; certificates hot-reload since 4.0

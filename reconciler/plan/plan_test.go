@@ -206,6 +206,7 @@ func TestCompute(t *testing.T) {
 				"o.yaml":  instance("old", "version: \"8.0\"", "version: \"5.7\""),
 				"p.yaml":  instance("pg", "type: mysql, version: \"8.0\"", "type: postgresql, version: \"16\""),
 				"ma.yaml": instance("maria", "type: mysql, version: \"8.0\"", "type: mariadb, version: \"10.3\""),
+				"mb.yaml": instance("maria11", "type: mysql, version: \"8.0\"", "type: mariadb, version: \"10.11\""),
 			},
 			want: map[string]planned{
 				"search":  {Change: Create, Actions: []Action{CreateRPCKey, IssueCertificate, InstallSSL, RestartRequired, VerifyTLS}},
@@ -213,7 +214,15 @@ func TestCompute(t *testing.T) {
 				"old":     {Change: Create, Actions: []Action{CreateRPCKey, IssueCertificate, InstallSSL, RestartRequired, VerifyTLS}},
 				"pg":      {Change: Create, Actions: []Action{CreateRPCKey, IssueCertificate, InstallSSL, ReloadDatastore, VerifyTLS}},
 				"maria":   {Change: Create, Actions: []Action{CreateRPCKey, IssueCertificate, InstallSSL, RestartRequired, VerifyTLS}},
+				"maria11": {Change: Create, Actions: []Action{CreateRPCKey, IssueCertificate, InstallSSL, RestartRequired, VerifyTLS}},
 			},
+			wantExit: ExitChanges,
+		},
+		{
+			name:     "mariadb reloads a reissued certificate with FLUSH SSL",
+			base:     map[string]string{"m.yaml": instance("ledger", "type: mysql, version: \"8.0\"", "type: mariadb, version: \"10.11\"")},
+			desired:  map[string]string{"m.yaml": instance("ledger", "type: mysql, version: \"8.0\"", "type: mariadb, version: \"10.11\"", "hosts: [ledger.db.internal]", "hosts: [ledger.db.internal, 10.1.1.1]")},
+			want:     map[string]planned{"ledger": {Change: Update, Fields: []Field{{Path: "spec.hosts", From: []string{"ledger.db.internal"}, To: []string{"ledger.db.internal", "10.1.1.1"}}}, Actions: []Action{IssueCertificate, InstallSSL, ReloadDatastore, VerifyTLS, RevokeCertificate}}},
 			wantExit: ExitChanges,
 		},
 		{

@@ -1,0 +1,180 @@
+package installers
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+)
+
+// PreviousSuffix names the copy of a file's previous version, kept beside
+// it so an operator (or a rollback) can restore it.
+const PreviousSuffix = ".reconciler-prev"
+
+// Files writes an installer's files as one transaction: every Write and
+// Remove can be undone with Rollback until Commit. A Files is used by one
+// goroutine.
+type Files struct {
+	// Owner is the user that must own the files (the datastore's user,
+	// which must read the key); "" leaves them to the agent's user.
+	Owner string
+
+	undo []func() error
+	uid  int
+	gid  int
+	set  bool
+}
+
+// Write replaces path with data, atomically (temporary file in the same
+// directory, fsync, rename, directory fsync), with mode and the Owner. The
+// previous content, if any, is kept at path+PreviousSuffix. It reports
+// whether anything changed: the same content and mode is left alone.
+func (f *Files) Write(path string, data []byte, mode fs.FileMode) (bool, error) {
+	old, err := os.ReadFile(path)
+	existed := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("read %s: %w", path, err)
+	}
+	if existed {
+		if info, err := os.Stat(path); err == nil && info.Mode().Perm() == mode && bytes.Equal(old, data) && f.ownedRight(info) {
+			return false, nil
+		}
+		if err := writeAtomic(path+PreviousSuffix, old, 0o600, -1, -1); err != nil {
+			return false, err
+		}
+	}
+	uid, gid, err := f.ids()
+	if err != nil {
+		return false, err
+	}
+	if err := writeAtomic(path, data, mode, uid, gid); err != nil {
+		return false, err
+	}
+	f.undo = append(f.undo, func() error {
+		if !existed {
+			return removeIfExists(path)
+		}
+		return os.Rename(path+PreviousSuffix, path)
+	})
+	return true, nil
+}
+
+// Remove moves path to path+PreviousSuffix; a missing file is no change.
+func (f *Files) Remove(path string) (bool, error) {
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err := os.Rename(path, path+PreviousSuffix); err != nil {
+		return false, fmt.Errorf("remove %s: %w", path, err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return false, err
+	}
+	f.undo = append(f.undo, func() error { return os.Rename(path+PreviousSuffix, path) })
+	return true, nil
+}
+
+// Rollback restores every file changed since the last Commit, newest
+// first, and reports every failure.
+func (f *Files) Rollback() error {
+	var errs []error
+	for i := len(f.undo) - 1; i >= 0; i-- {
+		if err := f.undo[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	f.undo = nil
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("roll back files: %w", err)
+	}
+	return nil
+}
+
+// Commit makes the changes final: Rollback no longer undoes them. The
+// previous versions stay on disk.
+func (f *Files) Commit() { f.undo = nil }
+
+// Changed reports whether anything was written or removed since the last
+// Commit or Rollback.
+func (f *Files) Changed() bool { return len(f.undo) > 0 }
+
+func (f *Files) ids() (uid, gid int, err error) {
+	if f.Owner == "" {
+		return -1, -1, nil
+	}
+	if !f.set {
+		u, err := user.Lookup(f.Owner)
+		if err != nil {
+			return 0, 0, fmt.Errorf("look up file owner %q: %w", f.Owner, err)
+		}
+		f.uid, _ = strconv.Atoi(u.Uid)
+		f.gid, _ = strconv.Atoi(u.Gid)
+		f.set = true
+	}
+	return f.uid, f.gid, nil
+}
+
+func (f *Files) ownedRight(info fs.FileInfo) bool {
+	if f.Owner == "" {
+		return true
+	}
+	uid, _, err := f.ids()
+	if err != nil {
+		return false
+	}
+	return fileUID(info) == uid
+}
+
+// writeAtomic writes data to path through a temporary file in the same
+// directory; uid and gid below 0 are left alone.
+func writeAtomic(path string, data []byte, mode fs.FileMode, uid, gid int) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename there is nothing left to remove
+	err = tmp.Chmod(mode)
+	if err == nil && (uid >= 0 || gid >= 0) {
+		err = tmp.Chown(uid, gid)
+	}
+	if err == nil {
+		_, err = tmp.Write(data)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+func removeIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
