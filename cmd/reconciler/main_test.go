@@ -286,3 +286,34 @@ func TestSchemaAndVersion(t *testing.T) {
 		t.Errorf("version: exit %d, output %q", code, out)
 	}
 }
+
+// TestDiffMergeRequestAddingTheFleet compares a fleet kept in a
+// subdirectory with a base commit from before it existed: all creates.
+func TestDiffMergeRequestAddingTheFleet(t *testing.T) {
+	dir := t.TempDir()
+	repo, err := gogit.PlainInit(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt, _ := repo.Worktree()
+	sig := &object.Signature{Name: "fleet", Email: "fleet@example.com", When: time.Unix(1_700_000_000, 0)}
+	commit := func(msg string) {
+		t.Helper()
+		if err := wt.AddGlob("."); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wt.Commit(msg, &gogit.CommitOptions{Author: sig, Committer: sig}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, filepath.Join(dir, "README.md"), "platform repository\n")
+	commit("start")
+	if err := os.CopyFS(filepath.Join(dir, "fleet"), os.DirFS(fleet)); err != nil {
+		t.Fatal(err)
+	}
+	commit("add the fleet")
+	code, out, errOut := reconcile(t, "diff", filepath.Join(dir, "fleet"), "--rev", "HEAD", "--base", "HEAD~1", "--no-color")
+	if code != 2 || !strings.Contains(out, "Plan: 15 to create, 0 to update, 0 to delete, 0 unchanged") {
+		t.Errorf("exit %d, want 2 and 15 creates:\n%s%s", code, out, errOut)
+	}
+}

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -144,7 +146,10 @@ func (s *Source) Snapshot(ctx context.Context, rev string) (*sources.Snapshot, e
 		return nil, fmt.Errorf("snapshot %s: %w", orHEAD(rev), err)
 	}
 	if tree == nil {
-		return nil, fmt.Errorf("snapshot %s: directory %s does not exist at commit %s", orHEAD(rev), s.prefix, commit.Hash)
+		// The fleet root did not exist yet at this commit: an empty fleet,
+		// as Changed reads it too (a merge request adding the fleet
+		// compares it with nothing).
+		return &sources.Snapshot{Revision: commit.Hash.String(), FS: emptyFS{}}, nil
 	}
 	fsys := &treeFS{mu: &s.mu, store: s.repo.Storer, root: tree, modTime: commit.Committer.When}
 	return &sources.Snapshot{Revision: commit.Hash.String(), FS: fsys}, nil
@@ -247,3 +252,37 @@ func orHEAD(rev string) string {
 	}
 	return rev
 }
+
+// emptyFS is a fleet root with nothing in it.
+type emptyFS struct{}
+
+func (emptyFS) Open(name string) (fs.File, error) {
+	switch {
+	case !fs.ValidPath(name):
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	case name != ".":
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return emptyDir{}, nil
+}
+
+// emptyDir is emptyFS's root directory.
+type emptyDir struct{}
+
+func (emptyDir) Stat() (fs.FileInfo, error) { return emptyDir{}, nil }
+func (emptyDir) Read([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "read", Path: ".", Err: fs.ErrInvalid}
+}
+func (emptyDir) Close() error { return nil }
+func (emptyDir) ReadDir(n int) ([]fs.DirEntry, error) {
+	if n > 0 {
+		return nil, io.EOF
+	}
+	return nil, nil
+}
+func (emptyDir) Name() string       { return "." }
+func (emptyDir) Size() int64        { return 0 }
+func (emptyDir) Mode() fs.FileMode  { return fs.ModeDir | 0o555 }
+func (emptyDir) ModTime() time.Time { return time.Time{} }
+func (emptyDir) IsDir() bool        { return true }
+func (emptyDir) Sys() any           { return nil }

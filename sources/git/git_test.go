@@ -154,7 +154,7 @@ func TestOpenSubdirectory(t *testing.T) {
 	}
 }
 
-func TestSnapshotMissingSubdirectory(t *testing.T) {
+func TestSnapshotBeforeTheFleetExistedIsEmpty(t *testing.T) {
 	t.Parallel()
 	r := newTestRepo(t, t.TempDir(), "main")
 	r.commit("docs", map[string]string{"README.md": "top"})
@@ -163,9 +163,18 @@ func TestSnapshotMissingSubdirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = src.Snapshot(t.Context(), "HEAD~1")
-	if err == nil || !strings.Contains(err.Error(), "directory fleet does not exist") {
-		t.Errorf("Snapshot before the fleet existed: error = %v, want one saying the directory does not exist", err)
+	snap, err := src.Snapshot(t.Context(), "HEAD~1")
+	if err != nil {
+		t.Fatalf("Snapshot before the fleet existed: %v; want an empty fleet", err)
+	}
+	if got := readAll(t, snap.FS); len(got) != 0 {
+		t.Errorf("Snapshot before the fleet existed holds %v; want nothing", got)
+	}
+	if _, err := fs.Stat(snap.FS, "instances"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Stat(instances) = %v, want fs.ErrNotExist", err)
+	}
+	if err := fstest.TestFS(snap.FS); err != nil {
+		t.Error(err)
 	}
 }
 
