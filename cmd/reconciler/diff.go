@@ -31,6 +31,7 @@ type diffFlags struct {
 	allNamespaces  bool
 	fleetNamespace string
 	prune          bool
+	builtinErrors  bool
 	policyNamed    bool // --policy given: the directory must exist
 	git            gitFlags
 }
@@ -90,6 +91,7 @@ RECONCILER_SSH_KEY_PASSPHRASE.`,
 	fl.StringArrayVarP(&f.namespaces, "namespace", "n", []string{"main"}, "policy namespace (package) to evaluate; repeatable; globs such as 'team.*' allowed")
 	fl.BoolVar(&f.allNamespaces, "all-namespaces", false, "evaluate every policy namespace (but the fleet one)")
 	fl.StringVar(&f.fleetNamespace, "fleet-namespace", "fleet", "namespace of fleet-scope rules, which see input.instances")
+	fl.BoolVar(&f.builtinErrors, "show-builtin-errors", false, "make a failing Rego builtin (to_number(\"x\"), ...) an error instead of a rule that silently does not fire, as conftest's flag")
 	fl.BoolVar(&f.prune, "prune", false, "plan instances removed from the fleet as deleted (certificate revoked, RPC key retired) rather than released")
 	fl.StringVar(&f.git.username, "git-username", "", "username for https remotes (password from RECONCILER_GIT_PASSWORD)")
 	fl.StringVar(&f.git.sshKey, "ssh-key", "", "private key file for ssh remotes")
@@ -118,6 +120,9 @@ func runDiff(ctx context.Context, stdout io.Writer, target string, f diffFlags) 
 		return err
 	}
 	policyOpts := []policy.Option{policy.WithFleetNamespace(f.fleetNamespace)}
+	if f.builtinErrors {
+		policyOpts = append(policyOpts, policy.WithBuiltinErrors())
+	}
 	if f.allNamespaces {
 		policyOpts = append(policyOpts, policy.WithAllNamespaces())
 	} else {

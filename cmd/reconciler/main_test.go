@@ -317,3 +317,18 @@ func TestDiffMergeRequestAddingTheFleet(t *testing.T) {
 		t.Errorf("exit %d, want 2 and 15 creates:\n%s%s", code, out, errOut)
 	}
 }
+
+func TestDiffShowBuiltinErrors(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(fleet)); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "policies", "broken.rego"), "package main\n\ndeny_port contains \"bad\" if to_number(\"not a number\") > 1\n")
+	if code, out, errOut := reconcile(t, "diff", dir, "-o", "json"); code != 2 {
+		t.Errorf("without the flag a failing builtin is silent (conftest's default): exit %d, want 2\n%s%s", code, out, errOut)
+	}
+	code, _, errOut := reconcile(t, "diff", dir, "--show-builtin-errors")
+	if code != 1 || !strings.Contains(errOut, "to_number") {
+		t.Errorf("with --show-builtin-errors: exit %d, want 1 naming the builtin; stderr: %s", code, errOut)
+	}
+}
