@@ -264,3 +264,7 @@ func jsonSchemaOf(f *field) map[string]any {
 	}
 	return s
 }
+
+// CheckName checks an instance name as metadata.name is checked: it
+// returns the problem and its fix, or two empty strings.
+func CheckName(name string) (problem, fix string) { return checkName(name) }

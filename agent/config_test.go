@@ -1,0 +1,60 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestLoadConfig(t *testing.T) {
+	c, err := LoadConfig("testdata/agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Instance:            "orders-db",
+		Reconciler:          Endpoint{URL: "https://reconciler.example.com:8443", CAFile: "/etc/reconciler-agent/ca.pem"},
+		StateDir:            "/var/lib/reconciler-agent",
+		EnrollmentTokenFile: "/etc/reconciler-agent/enrollment-token",
+		PollTimeout:         Duration(30 * time.Second),
+		Heartbeat:           Duration(30 * time.Second),
+		Datastore: DatastoreConfig{
+			Type: "postgresql", Version: "15", ConfigDir: "/etc/postgresql/15/main/conf.d", DataDir: "/var/lib/postgresql/15/main",
+			Host: "orders-db.db.internal", Port: 5432, User: "postgres", AdminDSN: "host=/var/run/postgresql user=postgres dbname=postgres",
+			RestartCommand: []string{"systemctl", "restart", "postgresql@15-main"},
+		},
+	}
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	base := `instance: orders-db
+reconciler: {url: "https://r.example.com:8443", caFile: ca.pem}
+stateDir: /var/lib/a
+datastore: {type: postgresql, configDir: /etc/pg, host: 127.0.0.1, port: 5432}
+`
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown field has its line", base + "heartbeet: 10s\n", "line 5: field heartbeet not found"},
+		{"plain http refused", strings.Replace(base, "https://", "http://", 1), "must be an https URL"},
+		{"bad instance name", strings.Replace(base, "orders-db", "Orders_DB", 1), "instance: \"Orders_DB\" is not a DNS-1123 label"},
+		{"unknown datastore", strings.Replace(base, "type: postgresql", "type: oracle", 1), `datastore.type: "oracle" is not one of`},
+		{"bad port", strings.Replace(base, "port: 5432", "port: 0", 1), "datastore.port: 0 is not a TCP port"},
+		{"restart without a command", base[:len(base)-2] + ", allowRestart: true}\n", "datastore.allowRestart needs datastore.restartCommand"},
+		{"bad duration", base + "pollTimeout: soon\n", `line 5: "soon" is not a duration`},
+		{"missing state dir", strings.Replace(base, "stateDir: /var/lib/a\n", "", 1), "stateDir is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig("agent.yaml", []byte(tt.yaml))
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "agent.yaml") {
+				t.Errorf("error = %v, want it to name agent.yaml and contain %q", err, tt.want)
+			}
+		})
+	}
+}
