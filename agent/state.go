@@ -30,12 +30,30 @@ func loadStatus(dir string) (Status, error) {
 	return s, nil
 }
 
+// chainFile is the CA chain of the installed certificate, kept to verify
+// the datastore after a restart the agent did not make.
+const chainFile = "ca-chain.pem"
+
+func saveChain(dir string, chain []byte) error { return writeState(dir, chainFile, chain) }
+
+func loadChain(dir string) ([]byte, error) {
+	data, err := os.ReadFile(filepath.Join(dir, chainFile))
+	if err != nil {
+		return nil, fmt.Errorf("read agent state: %w", err)
+	}
+	return data, nil
+}
+
 // saveStatus writes s atomically (temporary file, fsync, rename), 0600.
 func saveStatus(dir string, s Status) error {
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("write agent state: %w", err)
 	}
+	return writeState(dir, stateFile, data)
+}
+
+func writeState(dir, name string, data []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("write agent state: %w", err)
 	}
@@ -52,7 +70,7 @@ func saveStatus(dir string, s Status) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, stateFile))
+		err = os.Rename(tmp.Name(), filepath.Join(dir, name))
 	}
 	if err != nil {
 		return fmt.Errorf("write agent state: %w", err)
