@@ -129,14 +129,15 @@ func TestAgentRestartRequiredUntilTheDatastoreServesTheCertificate(t *testing.T)
 	rec := &recorder{outcome: installers.RestartRequired, verifyErr: []error{still, still}}
 	statuses := run(t, dir, rec,
 		answer{desired: &Desired{Generation: 3, SSL: true, Bundle: bundle("02")}},
-		answer{}, // heartbeat while waiting: the first re-check fails
-		answer{}, // the operator restarted: the second re-check passes
+		answer{}, // heartbeats while waiting: two re-checks fail,
+		answer{}, // then the operator restarts the datastore
+		answer{}, // and the third re-check sees the certificate
 	)
 	var phases []Phase
 	for _, s := range statuses {
 		phases = append(phases, s.Phase)
 	}
-	if diff := cmp.Diff([]Phase{Pending, RestartRequired, RestartRequired, Active}, phases); diff != "" {
+	if diff := cmp.Diff([]Phase{Pending, RestartRequired, RestartRequired, Active, Active}, phases); diff != "" {
 		t.Errorf("phases (-want +got):\n%s", diff)
 	}
 	if last := statuses[len(statuses)-1]; !last.Verified || last.Serial != "02" {
