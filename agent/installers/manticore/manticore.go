@@ -1,0 +1,387 @@
+package manticore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/reconciler-dev/reconciler/agent/installers"
+)
+
+// File names the installer writes in its TLS directory.
+const (
+	CAFile   = "reconciler-ca.pem"   // ssl_ca
+	CertFile = "reconciler-cert.pem" // ssl_cert: certificate then chain
+	KeyFile  = "reconciler-key.pem"  // ssl_key
+)
+
+const blockNote = "Managed by the reconciler agent: TLS for searchd. Removed, leaving the rest of this file as it was, when TLS is turned off."
+
+var searchdBlock = block{name: "searchd"}
+
+var _ installers.Installer = (*Installer)(nil)
+
+// Installer turns HTTPS on and off for one Manticore Search daemon. It is
+// used by one goroutine at a time.
+type Installer struct {
+	ds         installers.Datastore
+	configFile string
+	tlsDir     string
+	listen     string
+	log        *slog.Logger
+
+	lastKey [32]byte
+	last    *installers.Result
+}
+
+// Option configures an Installer.
+type Option func(*Installer)
+
+// WithConfigFile sets the manticore.conf the installer edits; the default
+// is manticore.conf in the datastore's ConfigDir.
+func WithConfigFile(path string) Option { return func(i *Installer) { i.configFile = path } }
+
+// WithTLSDir sets the directory of the certificate, key and CA files; the
+// default is the datastore's ConfigDir. It must exist.
+func WithTLSDir(dir string) Option { return func(i *Installer) { i.tlsDir = dir } }
+
+// WithListen sets the address part of the HTTPS listener, "[host:]port";
+// the default is the datastore's Port on every interface.
+func WithListen(addr string) Option { return func(i *Installer) { i.listen = addr } }
+
+// WithLogger sets the logger; nil, the default, discards. Nothing secret
+// is ever logged.
+func WithLogger(l *slog.Logger) Option { return func(i *Installer) { i.log = l } }
+
+// New returns the installer for the searchd that ds describes.
+func New(ds installers.Datastore, opts ...Option) *Installer {
+	i := &Installer{
+		ds:         ds,
+		configFile: filepath.Join(ds.ConfigDir, "manticore.conf"),
+		tlsDir:     ds.ConfigDir,
+	}
+	if ds.Port > 0 {
+		i.listen = strconv.Itoa(ds.Port)
+	}
+	for _, o := range opts {
+		o(i)
+	}
+	if i.log == nil {
+		i.log = slog.New(slog.DiscardHandler)
+	}
+	return i
+}
+
+func (i *Installer) path(name string) string { return filepath.Join(i.tlsDir, name) }
+
+// Install writes the certificate, key and CA files and, inside the searchd
+// section of manticore.conf, the ssl_* directives and an https listener.
+// searchd reads them only when it starts: every change needs a restart.
+func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installers.Result, error) {
+	m, err := parseBundle(b)
+	if err != nil {
+		return nil, err
+	}
+	live, err := i.render()
+	if err != nil {
+		return nil, err
+	}
+	src, err := os.ReadFile(i.configFile)
+	if err != nil {
+		return nil, fmt.Errorf("read manticore configuration: %w", err)
+	}
+	cfg, err := setSearchd(src, live, i.listenPort())
+	if err != nil {
+		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
+	}
+	key := digest("install", cfg, m.keyPEM, m.certPEM, m.chainPEM)
+
+	t := newTx(i.ds.User)
+	err = t.write(i.path(KeyFile), m.keyPEM, 0o600, true)
+	if err == nil {
+		err = t.write(i.path(CertFile), m.certPEM, 0o644, false)
+	}
+	if err == nil {
+		err = t.write(i.path(CAFile), m.chainPEM, 0o644, false)
+	}
+	if err == nil {
+		err = t.writeConfig(i.configFile, cfg)
+	}
+	if err != nil {
+		return nil, i.fail(t, err)
+	}
+	if !t.materialChanged && !t.configChanged {
+		return i.repeat(key, "the TLS files and configuration are already in place"), nil
+	}
+	res, err := i.restart(ctx, t, "serve HTTPS on "+i.listen, [][]byte{b.Key.Bytes(), m.keyPEM})
+	if err != nil {
+		return nil, err
+	}
+	// Neither is a searchd setting: say so rather than imply them.
+	var caveats []string
+	if b.RequireSecureTransport {
+		caveats = append(caveats, "plain HTTP and MySQL listeners stay open (Manticore cannot refuse plaintext on them; remove them from manticore.conf to require TLS)")
+	}
+	if b.MinVersion != "" {
+		caveats = append(caveats, "the minimum TLS version "+b.MinVersion+" is left to OpenSSL's defaults (searchd has no setting for it)")
+	}
+	if len(caveats) > 0 {
+		res.Message += "; " + strings.Join(caveats, "; ")
+	}
+	return i.done(t, key, res, "install", b.Serial), nil
+}
+
+// Remove takes the managed block out of the searchd section, leaving
+// manticore.conf byte for byte as it was, and deletes the TLS files.
+// searchd needs a restart to stop serving HTTPS.
+func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
+	src, err := os.ReadFile(i.configFile)
+	if err != nil {
+		return nil, fmt.Errorf("read manticore configuration: %w", err)
+	}
+	cfg, wasOn, err := searchdBlock.remove(src)
+	if err != nil {
+		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
+	}
+	key := digest("remove", cfg)
+	t := newTx(i.ds.User)
+	if wasOn {
+		err = t.writeConfig(i.configFile, cfg)
+		t.secrets = append(t.secrets, i.configFile)
+	}
+	for _, name := range []string{KeyFile, CertFile, CAFile} {
+		if err == nil {
+			err = t.remove(i.path(name))
+		}
+	}
+	if err != nil {
+		return nil, i.fail(t, err)
+	}
+	if !t.materialChanged && !t.configChanged {
+		if i.last != nil && i.lastKey == key {
+			return i.repeat(key, ""), nil
+		}
+		return &installers.Result{Outcome: installers.Reloaded, Message: "TLS is not configured; nothing to remove"}, nil
+	}
+	res := &installers.Result{Outcome: installers.Reloaded, Message: "removed TLS files left behind; manticore.conf had no TLS block"}
+	if t.configChanged {
+		if res, err = i.restart(ctx, t, "stop serving HTTPS", nil); err != nil {
+			return nil, err
+		}
+	}
+	return i.done(t, key, res, "remove", ""), nil
+}
+
+// render is the managed block's directives. Values in manticore.conf are
+// the rest of the line, unquoted, so a path that could end or continue
+// the line is refused.
+func (i *Installer) render() ([]string, error) {
+	if i.listen == "" {
+		return nil, errors.New("no HTTPS port: set datastore.port")
+	}
+	lines := []string{
+		"ssl_ca = " + i.path(CAFile),
+		"ssl_cert = " + i.path(CertFile),
+		"ssl_key = " + i.path(KeyFile),
+		"listen = " + i.listen + ":https",
+	}
+	for _, l := range lines {
+		if strings.ContainsAny(l, "\n\r#{}\\") {
+			return nil, fmt.Errorf("cannot write %q into manticore.conf: choose a TLS directory without newlines, '#', braces or backslashes", l)
+		}
+	}
+	return lines, nil
+}
+
+func (i *Installer) listenPort() string {
+	return i.listen[strings.LastIndexByte(i.listen, ':')+1:]
+}
+
+// directives searchd must not have outside the managed block: a second
+// ssl_cert would silently win or lose against ours.
+var ownDirectives = []string{"ssl_ca", "ssl_cert", "ssl_key"}
+
+// setSearchd returns src with the managed block at the end of its searchd
+// section, just before the closing brace.
+func setSearchd(src []byte, live []string, port string) ([]byte, error) {
+	src, _, err := searchdBlock.remove(src)
+	if err != nil {
+		return nil, err
+	}
+	lines := splitLines(src)
+	open, close, err := searchdSection(src, lines)
+	if err != nil {
+		return nil, err
+	}
+	indent := ""
+	for _, l := range lines[open+1 : close] {
+		d := directive(l.text(src))
+		if d == "" || d == "{" {
+			continue
+		}
+		if indent == "" {
+			t := l.text(src)
+			indent = string(t[:len(t)-len(bytes.TrimLeft(t, " \t"))])
+		}
+		name, value, _ := strings.Cut(d, "=")
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		for _, own := range ownDirectives {
+			if name == own {
+				return nil, fmt.Errorf("searchd already sets %s on line %d: the reconciler writes its own; remove that line", own, lineNo(lines, l))
+			}
+		}
+		if name == "listen" && listenPort(value) == port {
+			return nil, fmt.Errorf("searchd already listens on port %s on line %d: choose another port for HTTPS (datastore.port)", port, lineNo(lines, l))
+		}
+	}
+	if indent == "" {
+		indent = "    "
+	}
+	at := lines[close].start
+	return searchdBlock.splice(src, at, at, indent, blockNote, live), nil
+}
+
+// searchdSection finds the searchd section: the line of its opening brace
+// and the line of its closing one, which must stand alone.
+func searchdSection(src []byte, lines []lineSpan) (open, close int, err error) {
+	header := -1
+	for k, l := range lines {
+		fields := strings.Fields(strings.ReplaceAll(directive(l.text(src)), "{", " { "))
+		if len(fields) > 0 && fields[0] == "searchd" {
+			if header >= 0 {
+				return 0, 0, fmt.Errorf("two searchd sections, on lines %d and %d", header+1, k+1)
+			}
+			header = k
+		}
+	}
+	if header < 0 {
+		return 0, 0, errors.New("no searchd section")
+	}
+	open = -1
+	for k := header; k < len(lines); k++ {
+		d := directive(lines[k].text(src))
+		if k == header {
+			d = strings.TrimSpace(strings.TrimPrefix(d, "searchd"))
+		}
+		if d == "" {
+			continue
+		}
+		if d != "{" {
+			return 0, 0, fmt.Errorf("searchd on line %d: want its opening { alone after the name", header+1)
+		}
+		open = k
+		break
+	}
+	if open < 0 {
+		return 0, 0, fmt.Errorf("searchd on line %d has no opening {", header+1)
+	}
+	for k := open + 1; k < len(lines); k++ {
+		d := directive(lines[k].text(src))
+		switch {
+		case d == "}":
+			return open, k, nil
+		case strings.ContainsAny(d, "{}"):
+			return 0, 0, fmt.Errorf("line %d of the searchd section holds a brace among other text: put the closing } on a line of its own", k+1)
+		}
+	}
+	return 0, 0, fmt.Errorf("searchd on line %d is never closed", header+1)
+}
+
+// directive is a line without its comment and surrounding space.
+func directive(line []byte) string {
+	s := string(line)
+	if k := strings.IndexByte(s, '#'); k >= 0 {
+		s = s[:k]
+	}
+	return strings.TrimSpace(s)
+}
+
+// listenPort is the port of a listen value, "[host:]port[:protocol]".
+func listenPort(v string) string {
+	for _, part := range strings.Split(v, ":") {
+		if _, err := strconv.Atoi(part); err == nil {
+			return part
+		}
+	}
+	return ""
+}
+
+func lineNo(lines []lineSpan, l lineSpan) int {
+	for k, x := range lines {
+		if x == l {
+			return k + 1
+		}
+	}
+	return 0
+}
+
+// restart restarts searchd when the agent may, and otherwise reports that
+// a restart is needed to do what.
+func (i *Installer) restart(ctx context.Context, t *tx, what string, secrets [][]byte) (*installers.Result, error) {
+	if i.ds.AllowRestart && len(i.ds.RestartCommand) > 0 {
+		if err := run(ctx, i.ds.RestartCommand, secrets...); err != nil {
+			return nil, i.fail(t, fmt.Errorf("restart searchd (datastore.restartCommand): %w", err))
+		}
+		return &installers.Result{Outcome: installers.Restarted, Message: "restarted searchd to " + what}, nil
+	}
+	return &installers.Result{Outcome: installers.RestartRequired, Message: "restart searchd to " + what}, nil
+}
+
+// fail rolls every file back and returns err, with any rollback failure.
+func (i *Installer) fail(t *tx, err error) error {
+	if rerr := t.rollback(); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	i.log.Warn("manticore TLS change rolled back", "config", i.configFile, "error", err)
+	return err
+}
+
+// done commits and remembers the result, so that repeating the same call
+// reports it again.
+func (i *Installer) done(t *tx, key [32]byte, res *installers.Result, op, serial string) *installers.Result {
+	if err := t.commit(); err != nil {
+		i.log.Warn("manticore: could not delete previous key material", "error", err)
+	}
+	res.Files = t.touched
+	i.last, i.lastKey = res, key
+	i.log.Info("manticore TLS "+op, "config", i.configFile, "outcome", string(res.Outcome), "files", res.Files, "serial", serial)
+	r := *res
+	return &r
+}
+
+// repeat answers a call that changed nothing: the outcome of the call that
+// made the change, when this installer made it, or else what the files
+// on disk imply.
+func (i *Installer) repeat(key [32]byte, why string) *installers.Result {
+	if i.last != nil && i.lastKey == key {
+		r := *i.last
+		return &r
+	}
+	return &installers.Result{
+		Outcome: installers.RestartRequired,
+		Message: why + "; if searchd has not restarted since they were written, restart it",
+	}
+}
+
+func digest(parts ...any) [32]byte {
+	h := sha256.New()
+	for _, p := range parts {
+		switch p := p.(type) {
+		case string:
+			fmt.Fprintf(h, "%d:%s", len(p), p)
+		case []byte:
+			fmt.Fprintf(h, "%d:", len(p))
+			h.Write(p)
+		}
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}

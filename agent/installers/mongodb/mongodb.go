@@ -1,0 +1,338 @@
+package mongodb
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/reconciler-dev/reconciler/agent/installers"
+)
+
+// File names the installer writes in its TLS directory.
+const (
+	CertificateKeyFile = "reconciler-mongod.pem" // key, certificate and chain: net.tls.certificateKeyFile
+	CAFile             = "reconciler-ca.pem"     // net.tls.CAFile
+)
+
+// blockNote is the comment at the top of the managed block.
+const blockNote = `Managed by the reconciler agent. Lines starting "#| " are this file's original text, put back when TLS is turned off.`
+
+var tlsBlock = block{name: "net.tls"}
+
+var _ installers.Installer = (*Installer)(nil)
+
+// Installer turns TLS on and off for one mongod. It is used by one
+// goroutine at a time.
+type Installer struct {
+	ds         installers.Datastore
+	configFile string
+	tlsDir     string
+	log        *slog.Logger
+
+	lastKey [32]byte
+	last    *installers.Result
+}
+
+// Option configures an Installer.
+type Option func(*Installer)
+
+// WithConfigFile sets the mongod configuration file the installer edits;
+// the default is mongod.conf in the datastore's ConfigDir.
+func WithConfigFile(path string) Option { return func(i *Installer) { i.configFile = path } }
+
+// WithTLSDir sets the directory of the key and CA files; the default is
+// the datastore's ConfigDir. It must exist.
+func WithTLSDir(dir string) Option { return func(i *Installer) { i.tlsDir = dir } }
+
+// WithLogger sets the logger; nil, the default, discards. Nothing secret
+// is ever logged.
+func WithLogger(l *slog.Logger) Option { return func(i *Installer) { i.log = l } }
+
+// New returns the installer for the mongod that ds describes. ds.Version
+// (4.2 or later) decides whether a rotation can use rotateCertificates.
+func New(ds installers.Datastore, opts ...Option) *Installer {
+	i := &Installer{
+		ds:         ds,
+		configFile: filepath.Join(ds.ConfigDir, "mongod.conf"),
+		tlsDir:     ds.ConfigDir,
+	}
+	for _, o := range opts {
+		o(i)
+	}
+	if i.log == nil {
+		i.log = slog.New(slog.DiscardHandler)
+	}
+	return i
+}
+
+func (i *Installer) keyPath() string { return filepath.Join(i.tlsDir, CertificateKeyFile) }
+func (i *Installer) caPath() string  { return filepath.Join(i.tlsDir, CAFile) }
+
+// Install writes the combined key file and the CA file, and the net.tls
+// block of mongod.conf. Turning TLS on, or changing its options, needs a
+// restart; rotating the certificate of a MongoDB 5.0 or later that
+// already serves TLS runs ds.ReloadCommand (which should run the
+// rotateCertificates admin command) when one is configured.
+func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installers.Result, error) {
+	v, err := parseVersion(i.ds.Version)
+	if err != nil {
+		return nil, err
+	}
+	if !v.atLeast(4, 2) {
+		return nil, fmt.Errorf("MongoDB %s: net.tls needs MongoDB 4.2 or later", v)
+	}
+	m, err := parseBundle(b)
+	if err != nil {
+		return nil, err
+	}
+	keyFile := append(append([]byte{}, m.keyPEM...), m.certPEM...)
+	src, err := os.ReadFile(i.configFile)
+	if err != nil {
+		return nil, fmt.Errorf("read mongod configuration: %w", err)
+	}
+	live := func(step string) []string { return i.render(b, step) }
+	cfg, err := setTLS(src, live)
+	if err != nil {
+		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
+	}
+	_, _, wasOn, err := tlsBlock.find(src, splitLines(src))
+	if err != nil {
+		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
+	}
+	key := digest("install", cfg, keyFile, m.chainPEM)
+
+	t := newTx(i.ds.User)
+	err = t.write(i.keyPath(), keyFile, 0o600, true)
+	if err == nil {
+		err = t.write(i.caPath(), m.chainPEM, 0o644, false)
+	}
+	if err == nil {
+		err = t.writeConfig(i.configFile, cfg)
+	}
+	if err != nil {
+		return nil, i.fail(t, err)
+	}
+	if !t.materialChanged && !t.configChanged {
+		return i.repeat(key, "the TLS files and configuration are already in place"), nil
+	}
+	secrets := [][]byte{b.Key.Bytes(), m.keyPEM}
+	var res *installers.Result
+	switch {
+	case t.configChanged || !wasOn:
+		res, err = i.restart(ctx, t, "serve TLS with the new configuration", secrets)
+	case v.atLeast(5, 0) && len(i.ds.ReloadCommand) > 0:
+		if err = run(ctx, i.ds.ReloadCommand, secrets...); err != nil {
+			return nil, i.fail(t, fmt.Errorf("rotate certificates (datastore.reloadCommand): %w", err))
+		}
+		res = &installers.Result{Outcome: installers.Reloaded, Message: "mongod rotated to the new certificate (rotateCertificates)"}
+	case v.atLeast(5, 0):
+		res, err = i.restart(ctx, t, "serve the new certificate (or set datastore.reloadCommand to a mongosh command that runs db.adminCommand({rotateCertificates: 1}) to rotate without a restart)", secrets)
+	default:
+		res, err = i.restart(ctx, t, "serve the new certificate (MongoDB before 5.0 has no rotateCertificates)", secrets)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return i.done(t, key, res, "install", b.Serial), nil
+}
+
+// Remove takes the net.tls block out of mongod.conf, putting back what
+// it replaced byte for byte, and deletes the key and CA files. Turning
+// TLS off needs a restart.
+func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
+	src, err := os.ReadFile(i.configFile)
+	if err != nil {
+		return nil, fmt.Errorf("read mongod configuration: %w", err)
+	}
+	cfg, wasOn, err := tlsBlock.remove(src)
+	if err != nil {
+		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
+	}
+	key := digest("remove", cfg)
+	t := newTx(i.ds.User)
+	if wasOn {
+		// The previous version is the TLS configuration itself: it goes
+		// with the rest.
+		err = t.writeConfig(i.configFile, cfg)
+		t.secrets = append(t.secrets, i.configFile)
+	}
+	if err == nil {
+		err = t.remove(i.keyPath())
+	}
+	if err == nil {
+		err = t.remove(i.caPath())
+	}
+	if err != nil {
+		return nil, i.fail(t, err)
+	}
+	if !t.materialChanged && !t.configChanged {
+		if i.last != nil && i.lastKey == key {
+			return i.repeat(key, ""), nil
+		}
+		return &installers.Result{Outcome: installers.Reloaded, Message: "TLS is not configured; nothing to remove"}, nil
+	}
+	res := &installers.Result{Outcome: installers.Reloaded, Message: "removed TLS files left behind; the configuration had no TLS block"}
+	if t.configChanged {
+		if res, err = i.restart(ctx, t, "stop serving TLS", nil); err != nil {
+			return nil, err
+		}
+	}
+	return i.done(t, key, res, "remove", ""), nil
+}
+
+// render is the net.tls entry, its nested lines indented by step.
+func (i *Installer) render(b installers.Bundle, step string) []string {
+	mode := "preferTLS"
+	if b.RequireSecureTransport {
+		mode = "requireTLS"
+	}
+	disabled := "TLS1_0,TLS1_1"
+	if n, _ := minVersion(b.MinVersion); n == 3 {
+		disabled = "TLS1_0,TLS1_1,TLS1_2"
+	}
+	return []string{
+		"tls:",
+		step + "mode: " + mode,
+		step + "certificateKeyFile: " + quote(i.keyPath()),
+		step + "CAFile: " + quote(i.caPath()),
+		// A CAFile alone makes mongod demand a client certificate from
+		// every client; the bundle is for the server's identity only.
+		step + "allowConnectionsWithoutCertificates: true",
+		step + "disabledProtocols: " + disabled,
+	}
+}
+
+// setTLS returns src with its net.tls entry replaced by (or, when there
+// is none, net given) the managed block that live renders.
+func setTLS(src []byte, live func(step string) []string) ([]byte, error) {
+	src, _, err := tlsBlock.remove(src)
+	if err != nil {
+		return nil, err
+	}
+	lines := splitLines(src)
+	first, last, found, err := entryRange(src, lines, 0, len(lines), 0, "net")
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		body := []string{"net:"}
+		for _, l := range live("  ") {
+			body = append(body, "  "+l)
+		}
+		return tlsBlock.splice(src, len(src), len(src), "", blockNote, body), nil
+	}
+	if !blockHeader(lines[first].text(src), "net") {
+		return nil, fmt.Errorf("net on line %d is not a block mapping: write it as \"net:\" with its settings on the lines below", first+1)
+	}
+	child := 0
+	for _, l := range lines[first+1 : last+1] {
+		if n, blank, comment := indentOf(l.text(src)); !blank && !comment {
+			child = n
+			break
+		}
+	}
+	if child == 0 {
+		child = 2
+	}
+	if sf, _, found, _ := entryRange(src, lines, first+1, last+1, child, "ssl"); found {
+		return nil, fmt.Errorf("net.ssl is set on line %d: the reconciler writes net.tls, and mongod refuses both; remove net.ssl", sf+1)
+	}
+	tf, tl, found, err := entryRange(src, lines, first+1, last+1, child, "tls")
+	if err != nil {
+		return nil, err
+	}
+	start, end := lines[last].end, lines[last].end
+	if found {
+		if holdsMarker(src, lines, tf, tl+1) {
+			return nil, fmt.Errorf("net.tls on line %d holds another reconciler block", tf+1)
+		}
+		start, end = lines[tf].start, lines[tl].end
+	}
+	step := strings.Repeat(" ", child)
+	return tlsBlock.splice(src, start, end, step, blockNote, live(step)), nil
+}
+
+// blockHeader reports whether line is "key:" with at most a comment after
+// the colon.
+func blockHeader(line []byte, key string) bool {
+	rest := bytes.TrimLeft(bytes.TrimPrefix(bytes.TrimLeft(line, " "), []byte(key)), " ")
+	rest = bytes.TrimSpace(bytes.TrimPrefix(rest, []byte(":")))
+	return len(rest) == 0 || rest[0] == '#'
+}
+
+// quote writes s as a YAML double-quoted scalar (JSON strings are YAML).
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// restart restarts mongod when the agent may, and otherwise reports that a
+// restart is needed to do what.
+func (i *Installer) restart(ctx context.Context, t *tx, what string, secrets [][]byte) (*installers.Result, error) {
+	if i.ds.AllowRestart && len(i.ds.RestartCommand) > 0 {
+		if err := run(ctx, i.ds.RestartCommand, secrets...); err != nil {
+			return nil, i.fail(t, fmt.Errorf("restart mongod (datastore.restartCommand): %w", err))
+		}
+		return &installers.Result{Outcome: installers.Restarted, Message: "restarted mongod to " + what}, nil
+	}
+	return &installers.Result{Outcome: installers.RestartRequired, Message: "restart mongod to " + what}, nil
+}
+
+// fail rolls every file back and returns err, with any rollback failure.
+func (i *Installer) fail(t *tx, err error) error {
+	if rerr := t.rollback(); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	i.log.Warn("mongodb TLS change rolled back", "config", i.configFile, "error", err)
+	return err
+}
+
+// done commits and remembers the result, so that repeating the same call
+// reports it again.
+func (i *Installer) done(t *tx, key [32]byte, res *installers.Result, op, serial string) *installers.Result {
+	if err := t.commit(); err != nil {
+		i.log.Warn("mongodb: could not delete previous key material", "error", err)
+	}
+	res.Files = t.touched
+	i.last, i.lastKey = res, key
+	i.log.Info("mongodb TLS "+op, "config", i.configFile, "outcome", string(res.Outcome), "files", res.Files, "serial", serial)
+	r := *res
+	return &r
+}
+
+// repeat answers a call that changed nothing: the outcome of the call that
+// made the change, when this installer made it, or else what the files
+// on disk imply.
+func (i *Installer) repeat(key [32]byte, why string) *installers.Result {
+	if i.last != nil && i.lastKey == key {
+		r := *i.last
+		return &r
+	}
+	return &installers.Result{
+		Outcome: installers.RestartRequired,
+		Message: why + "; if mongod has not restarted since they were written, restart it",
+	}
+}
+
+func digest(parts ...any) [32]byte {
+	h := sha256.New()
+	for _, p := range parts {
+		switch p := p.(type) {
+		case string:
+			fmt.Fprintf(h, "%d:%s", len(p), p)
+		case []byte:
+			fmt.Fprintf(h, "%d:", len(p))
+			h.Write(p)
+		}
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
