@@ -40,10 +40,16 @@ func (f *Files) Write(path string, data []byte, mode fs.FileMode) (bool, error) 
 		return false, fmt.Errorf("read %s: %w", path, err)
 	}
 	if existed {
-		if info, err := os.Stat(path); err == nil && info.Mode().Perm() == mode && bytes.Equal(old, data) && f.ownedRight(info) {
+		info, err := os.Stat(path)
+		if err != nil {
+			return false, fmt.Errorf("stat %s: %w", path, err)
+		}
+		if info.Mode().Perm() == mode && bytes.Equal(old, data) && f.ownedRight(info) {
 			return false, nil
 		}
-		if err := writeAtomic(path+PreviousSuffix, old, 0o600, -1, -1); err != nil {
+		// The copy keeps the original's mode and owner, so a rollback
+		// gives the server back a file it can still read.
+		if err := writeAtomic(path+PreviousSuffix, old, info.Mode().Perm(), fileUID(info), fileGID(info)); err != nil {
 			return false, err
 		}
 	}

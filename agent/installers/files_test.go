@@ -83,3 +83,26 @@ func TestFilesUnknownOwnerFailsBeforeWriting(t *testing.T) {
 		t.Error("the file was written despite the error")
 	}
 }
+
+func TestFilesRollbackKeepsModeAndOwner(t *testing.T) {
+	dir := t.TempDir()
+	cert := filepath.Join(dir, "server.crt")
+	os.WriteFile(cert, []byte("old cert"), 0o640)
+	if err := os.Chown(cert, 65534, 65534); err != nil {
+		t.Skipf("cannot chown as this user: %v", err) // the agent runs as root; so does CI
+	}
+	var f Files
+	if _, err := f.Write(cert, []byte("new cert"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o640 || fileUID(info) != 65534 || fileGID(info) != 65534 {
+		t.Errorf("after rollback: mode %v owner %d:%d; want the original 0640 65534:65534", info.Mode().Perm(), fileUID(info), fileGID(info))
+	}
+}
