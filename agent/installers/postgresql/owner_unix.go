@@ -1,0 +1,16 @@
+//go:build unix
+
+package postgresql
+
+import (
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+func chownLike(path string, info fs.FileInfo) error {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return os.Chown(path, int(st.Uid), int(st.Gid))
+	}
+	return nil
+}
