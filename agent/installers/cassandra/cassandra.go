@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/reconciler-dev/reconciler/agent/installers/confedit"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -36,7 +37,7 @@ const PEMFactory = "org.apache.cassandra.security.PEMBasedSslContextFactory"
 
 const blockNote = `Managed by the reconciler agent. Lines starting "#| " are this file's original text, put back when TLS is turned off.`
 
-var clientBlock = block{name: "client_encryption_options"}
+var clientBlock = confedit.Block{Name: "client_encryption_options"}
 
 var _ installers.Installer = (*Installer)(nil)
 
@@ -130,7 +131,7 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 	if err != nil {
 		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
 	}
-	_, _, wasOn, err := clientBlock.find(src, splitLines(src))
+	_, _, wasOn, err := clientBlock.Find(src, confedit.SplitLines(src))
 	if err != nil {
 		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
 	}
@@ -188,7 +189,7 @@ func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read cassandra.yaml: %w", err)
 	}
-	cfg, wasOn, err := clientBlock.remove(src)
+	cfg, wasOn, err := clientBlock.Remove(src)
 	if err != nil {
 		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
 	}
@@ -348,22 +349,22 @@ func (i *Installer) render(v version, b installers.Bundle, password string) []st
 // client_encryption_options entry replaced by (or, when there is none,
 // followed at the end of the file by) the managed block.
 func setClientEncryption(src []byte, live []string) ([]byte, error) {
-	src, _, err := clientBlock.remove(src)
+	src, _, err := clientBlock.Remove(src)
 	if err != nil {
 		return nil, err
 	}
-	lines := splitLines(src)
-	first, last, found, err := entryRange(src, lines, 0, len(lines), 0, "client_encryption_options")
+	lines := confedit.SplitLines(src)
+	first, last, found, err := confedit.EntryRange(src, lines, 0, len(lines), 0, "client_encryption_options")
 	if err != nil {
 		return nil, err
 	}
 	if !found {
-		return clientBlock.splice(src, len(src), len(src), "", blockNote, live), nil
+		return clientBlock.Splice(src, len(src), len(src), "", blockNote, live), nil
 	}
-	if holdsMarker(src, lines, first, last+1) {
+	if confedit.HoldsMarker(src, lines, first, last+1) {
 		return nil, fmt.Errorf("client_encryption_options on line %d holds another reconciler block", first+1)
 	}
-	return clientBlock.splice(src, lines[first].start, lines[last].end, "", blockNote, live), nil
+	return clientBlock.Splice(src, lines[first].Start, lines[last].End, "", blockNote, live), nil
 }
 
 // quote writes s as a YAML double-quoted scalar (JSON strings are YAML).

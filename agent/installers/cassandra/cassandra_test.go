@@ -314,7 +314,7 @@ func FuzzClientEncryptionBlock(f *testing.F) {
 	f.Add([]byte("#| client_encryption_options:\n"))
 	live := []string{"client_encryption_options:", "  enabled: true"}
 	f.Fuzz(func(t *testing.T, src []byte) {
-		plain, _, err := clientBlock.remove(src)
+		plain, _, err := clientBlock.Remove(src)
 		if err != nil {
 			return
 		}
@@ -322,7 +322,7 @@ func FuzzClientEncryptionBlock(f *testing.F) {
 		if err != nil {
 			return
 		}
-		back, removed, err := clientBlock.remove(out)
+		back, removed, err := clientBlock.Remove(out)
 		if err != nil || !removed {
 			t.Fatalf("remove after insert: removed %v, %v\n%q", removed, err, out)
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/reconciler-dev/reconciler/agent/installers/confedit"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -24,7 +25,7 @@ const (
 
 const blockNote = "Managed by the reconciler agent: TLS for searchd. Removed, leaving the rest of this file as it was, when TLS is turned off."
 
-var searchdBlock = block{name: "searchd"}
+var searchdBlock = confedit.Block{Name: "searchd"}
 
 var _ installers.Installer = (*Installer)(nil)
 
@@ -146,7 +147,7 @@ func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read manticore configuration: %w", err)
 	}
-	cfg, wasOn, err := searchdBlock.remove(src)
+	cfg, wasOn, err := searchdBlock.Remove(src)
 	if err != nil {
 		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
 	}
@@ -211,23 +212,23 @@ var ownDirectives = []string{"ssl_ca", "ssl_cert", "ssl_key"}
 // setSearchd returns src with the managed block at the end of its searchd
 // section, just before the closing brace.
 func setSearchd(src []byte, live []string, port string) ([]byte, error) {
-	src, _, err := searchdBlock.remove(src)
+	src, _, err := searchdBlock.Remove(src)
 	if err != nil {
 		return nil, err
 	}
-	lines := splitLines(src)
+	lines := confedit.SplitLines(src)
 	open, close, err := searchdSection(src, lines)
 	if err != nil {
 		return nil, err
 	}
 	indent := ""
 	for _, l := range lines[open+1 : close] {
-		d := directive(l.text(src))
+		d := directive(l.Text(src))
 		if d == "" || d == "{" {
 			continue
 		}
 		if indent == "" {
-			t := l.text(src)
+			t := l.Text(src)
 			indent = string(t[:len(t)-len(bytes.TrimLeft(t, " \t"))])
 		}
 		name, value, _ := strings.Cut(d, "=")
@@ -244,16 +245,16 @@ func setSearchd(src []byte, live []string, port string) ([]byte, error) {
 	if indent == "" {
 		indent = "    "
 	}
-	at := lines[close].start
-	return searchdBlock.splice(src, at, at, indent, blockNote, live), nil
+	at := lines[close].Start
+	return searchdBlock.Splice(src, at, at, indent, blockNote, live), nil
 }
 
 // searchdSection finds the searchd section: the line of its opening brace
 // and the line of its closing one, which must stand alone.
-func searchdSection(src []byte, lines []lineSpan) (open, close int, err error) {
+func searchdSection(src []byte, lines []confedit.LineSpan) (open, close int, err error) {
 	header := -1
 	for k, l := range lines {
-		fields := strings.Fields(strings.ReplaceAll(directive(l.text(src)), "{", " { "))
+		fields := strings.Fields(strings.ReplaceAll(directive(l.Text(src)), "{", " { "))
 		if len(fields) > 0 && fields[0] == "searchd" {
 			if header >= 0 {
 				return 0, 0, fmt.Errorf("two searchd sections, on lines %d and %d", header+1, k+1)
@@ -266,7 +267,7 @@ func searchdSection(src []byte, lines []lineSpan) (open, close int, err error) {
 	}
 	open = -1
 	for k := header; k < len(lines); k++ {
-		d := directive(lines[k].text(src))
+		d := directive(lines[k].Text(src))
 		if k == header {
 			d = strings.TrimSpace(strings.TrimPrefix(d, "searchd"))
 		}
@@ -283,7 +284,7 @@ func searchdSection(src []byte, lines []lineSpan) (open, close int, err error) {
 		return 0, 0, fmt.Errorf("searchd on line %d has no opening {", header+1)
 	}
 	for k := open + 1; k < len(lines); k++ {
-		d := directive(lines[k].text(src))
+		d := directive(lines[k].Text(src))
 		switch {
 		case d == "}":
 			return open, k, nil
@@ -313,7 +314,7 @@ func listenPort(v string) string {
 	return ""
 }
 
-func lineNo(lines []lineSpan, l lineSpan) int {
+func lineNo(lines []confedit.LineSpan, l confedit.LineSpan) int {
 	for k, x := range lines {
 		if x == l {
 			return k + 1

@@ -3,6 +3,7 @@ package manticore
 import (
 	"bytes"
 	"context"
+	"github.com/reconciler-dev/reconciler/agent/installers/confedit"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,8 +25,8 @@ func fixture(t *testing.T, base string) (installers.Datastore, string) {
 // managedDirectives parses the directives of the managed block.
 func managedDirectives(t *testing.T, conf []byte) map[string][]string {
 	t.Helper()
-	lines := splitLines(conf)
-	first, last, ok, err := searchdBlock.find(conf, lines)
+	lines := confedit.SplitLines(conf)
+	first, last, ok, err := searchdBlock.Find(conf, lines)
 	if err != nil || !ok {
 		t.Fatalf("no managed block: %v", err)
 	}
@@ -35,7 +36,7 @@ func managedDirectives(t *testing.T, conf []byte) map[string][]string {
 	}
 	got := map[string][]string{}
 	for _, l := range lines[first+1 : last] {
-		d := directive(l.text(conf))
+		d := directive(l.Text(conf))
 		if d == "" {
 			continue
 		}
@@ -204,7 +205,7 @@ func FuzzSearchdBlock(f *testing.F) {
 	f.Add([]byte("searchd # the daemon\n{\n    # BEGIN reconciler searchd\n}\n"))
 	live := []string{"ssl_cert = /c.pem", "listen = 9443:https"}
 	f.Fuzz(func(t *testing.T, src []byte) {
-		plain, _, err := searchdBlock.remove(src)
+		plain, _, err := searchdBlock.Remove(src)
 		if err != nil {
 			return
 		}
@@ -212,7 +213,7 @@ func FuzzSearchdBlock(f *testing.F) {
 		if err != nil {
 			return
 		}
-		back, removed, err := searchdBlock.remove(out)
+		back, removed, err := searchdBlock.Remove(out)
 		if err != nil || !removed {
 			t.Fatalf("remove after insert: removed %v, %v\n%q", removed, err, out)
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/reconciler-dev/reconciler/agent/installers/confedit"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -24,7 +25,7 @@ const (
 // blockNote is the comment at the top of the managed block.
 const blockNote = `Managed by the reconciler agent. Lines starting "#| " are this file's original text, put back when TLS is turned off.`
 
-var tlsBlock = block{name: "net.tls"}
+var tlsBlock = confedit.Block{Name: "net.tls"}
 
 var _ installers.Installer = (*Installer)(nil)
 
@@ -102,7 +103,7 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 	if err != nil {
 		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
 	}
-	_, _, wasOn, err := tlsBlock.find(src, splitLines(src))
+	_, _, wasOn, err := tlsBlock.Find(src, confedit.SplitLines(src))
 	if err != nil {
 		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
 	}
@@ -151,7 +152,7 @@ func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read mongod configuration: %w", err)
 	}
-	cfg, wasOn, err := tlsBlock.remove(src)
+	cfg, wasOn, err := tlsBlock.Remove(src)
 	if err != nil {
 		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
 	}
@@ -212,12 +213,12 @@ func (i *Installer) render(b installers.Bundle, step string) []string {
 // setTLS returns src with its net.tls entry replaced by (or, when there
 // is none, net given) the managed block that live renders.
 func setTLS(src []byte, live func(step string) []string) ([]byte, error) {
-	src, _, err := tlsBlock.remove(src)
+	src, _, err := tlsBlock.Remove(src)
 	if err != nil {
 		return nil, err
 	}
-	lines := splitLines(src)
-	first, last, found, err := entryRange(src, lines, 0, len(lines), 0, "net")
+	lines := confedit.SplitLines(src)
+	first, last, found, err := confedit.EntryRange(src, lines, 0, len(lines), 0, "net")
 	if err != nil {
 		return nil, err
 	}
@@ -226,14 +227,14 @@ func setTLS(src []byte, live func(step string) []string) ([]byte, error) {
 		for _, l := range live("  ") {
 			body = append(body, "  "+l)
 		}
-		return tlsBlock.splice(src, len(src), len(src), "", blockNote, body), nil
+		return tlsBlock.Splice(src, len(src), len(src), "", blockNote, body), nil
 	}
-	if !blockHeader(lines[first].text(src), "net") {
+	if !blockHeader(lines[first].Text(src), "net") {
 		return nil, fmt.Errorf("net on line %d is not a block mapping: write it as \"net:\" with its settings on the lines below", first+1)
 	}
 	child := 0
 	for _, l := range lines[first+1 : last+1] {
-		if n, blank, comment := indentOf(l.text(src)); !blank && !comment {
+		if n, blank, comment := confedit.IndentOf(l.Text(src)); !blank && !comment {
 			child = n
 			break
 		}
@@ -241,22 +242,22 @@ func setTLS(src []byte, live func(step string) []string) ([]byte, error) {
 	if child == 0 {
 		child = 2
 	}
-	if sf, _, found, _ := entryRange(src, lines, first+1, last+1, child, "ssl"); found {
+	if sf, _, found, _ := confedit.EntryRange(src, lines, first+1, last+1, child, "ssl"); found {
 		return nil, fmt.Errorf("net.ssl is set on line %d: the reconciler writes net.tls, and mongod refuses both; remove net.ssl", sf+1)
 	}
-	tf, tl, found, err := entryRange(src, lines, first+1, last+1, child, "tls")
+	tf, tl, found, err := confedit.EntryRange(src, lines, first+1, last+1, child, "tls")
 	if err != nil {
 		return nil, err
 	}
-	start, end := lines[last].end, lines[last].end
+	start, end := lines[last].End, lines[last].End
 	if found {
-		if holdsMarker(src, lines, tf, tl+1) {
+		if confedit.HoldsMarker(src, lines, tf, tl+1) {
 			return nil, fmt.Errorf("net.tls on line %d holds another reconciler block", tf+1)
 		}
-		start, end = lines[tf].start, lines[tl].end
+		start, end = lines[tf].Start, lines[tl].End
 	}
 	step := strings.Repeat(" ", child)
-	return tlsBlock.splice(src, start, end, step, blockNote, live(step)), nil
+	return tlsBlock.Splice(src, start, end, step, blockNote, live(step)), nil
 }
 
 // blockHeader reports whether line is "key:" with at most a comment after

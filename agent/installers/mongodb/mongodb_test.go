@@ -286,7 +286,7 @@ func FuzzTLSBlock(f *testing.F) {
 	f.Add([]byte("net:\n  tls: {mode: disabled}\n# BEGIN reconciler net.tls\n"))
 	live := func(step string) []string { return []string{"tls:", step + "mode: requireTLS"} }
 	f.Fuzz(func(t *testing.T, src []byte) {
-		plain, _, err := tlsBlock.remove(src)
+		plain, _, err := tlsBlock.Remove(src)
 		if err != nil {
 			return
 		}
@@ -294,7 +294,7 @@ func FuzzTLSBlock(f *testing.F) {
 		if err != nil {
 			return
 		}
-		back, removed, err := tlsBlock.remove(out)
+		back, removed, err := tlsBlock.Remove(out)
 		if err != nil || !removed {
 			t.Fatalf("remove after insert: removed %v, %v\n%q", removed, err, out)
 		}

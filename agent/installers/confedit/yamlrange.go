@@ -1,4 +1,4 @@
-package cassandra
+package confedit
 
 import (
 	"bytes"
@@ -9,10 +9,10 @@ import (
 // installer must not lose, so entries are found by their lines rather than
 // by a decode and re-encode (which would reflow the whole file).
 
-// indentOf is the number of leading spaces of a line; blank reports a line
+// IndentOf is the number of leading spaces of a line; blank reports a line
 // with nothing but white space, comment a line whose first non-space
 // character is '#'.
-func indentOf(line []byte) (n int, blank, comment bool) {
+func IndentOf(line []byte) (n int, blank, comment bool) {
 	for n < len(line) && line[n] == ' ' {
 		n++
 	}
@@ -20,11 +20,11 @@ func indentOf(line []byte) (n int, blank, comment bool) {
 	return n, len(rest) == 0, len(rest) > 0 && rest[0] == '#'
 }
 
-// isKeyLine reports whether line is the mapping entry key at exactly
+// IsKeyLine reports whether line is the mapping entry key at exactly
 // indent spaces: the key, optional spaces, a colon, then nothing, a space
 // or a tab.
-func isKeyLine(line []byte, indent int, key string) bool {
-	n, _, _ := indentOf(line)
+func IsKeyLine(line []byte, indent int, key string) bool {
+	n, _, _ := IndentOf(line)
 	if n != indent {
 		return false
 	}
@@ -36,15 +36,15 @@ func isKeyLine(line []byte, indent int, key string) bool {
 	return len(rest) > 0 && rest[0] == ':' && (len(rest) == 1 || rest[1] == ' ' || rest[1] == '\t')
 }
 
-// entryRange finds the mapping entry key at indent spaces among
+// EntryRange finds the mapping entry key at indent spaces among
 // lines[from:to]: its key line and every following line up to the last
 // one indented deeper, comments included (blank lines and shallower
 // comments in between belong to it; those after it belong to whatever
 // follows). It is an error for the key to appear twice.
-func entryRange(src []byte, lines []lineSpan, from, to, indent int, key string) (first, last int, found bool, err error) {
+func EntryRange(src []byte, lines []LineSpan, from, to, indent int, key string) (first, last int, found bool, err error) {
 	first = -1
 	for i := from; i < to; i++ {
-		if isKeyLine(lines[i].text(src), indent, key) {
+		if IsKeyLine(lines[i].Text(src), indent, key) {
 			if first >= 0 {
 				return 0, 0, false, fmt.Errorf("%s appears twice, on lines %d and %d", key, first+1, i+1)
 			}
@@ -56,8 +56,8 @@ func entryRange(src []byte, lines []lineSpan, from, to, indent int, key string) 
 	}
 	last = first
 	for i := first + 1; i < to; i++ {
-		line := lines[i].text(src)
-		n, blank, comment := indentOf(line)
+		line := lines[i].Text(src)
+		n, blank, comment := IndentOf(line)
 		if comment && n > indent {
 			last = i // a comment indented under the entry is the entry's
 		}
