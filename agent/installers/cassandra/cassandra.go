@@ -137,30 +137,30 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 	}
 	key := digest("install", cfg, m.keyPEM, m.certPEM, m.chainPEM)
 
-	t := newTx(i.ds.User)
+	t := installers.NewTx(i.ds.User)
 	for _, f := range st.files {
-		if err = t.write(i.path(f.name), f.data, f.mode, f.secret); err != nil {
+		if err = t.Write(i.path(f.name), f.data, f.mode, f.secret); err != nil {
 			break
 		}
 	}
 	for _, name := range st.stale {
 		if err == nil {
-			err = t.remove(i.path(name))
+			err = t.Remove(i.path(name))
 		}
 	}
 	if err == nil {
-		err = t.writeConfig(i.configFile, cfg)
+		err = t.WriteConfig(i.configFile, cfg)
 	}
 	if err != nil {
 		return nil, i.fail(t, err)
 	}
-	if !t.materialChanged && !t.configChanged {
+	if !t.MaterialChanged && !t.ConfigChanged {
 		return i.repeat(key, "the stores and cassandra.yaml are already in place"), nil
 	}
 	secrets := [][]byte{b.Key.Bytes(), m.keyPEM, []byte(st.password)}
 	var res *installers.Result
 	switch {
-	case t.configChanged || !wasOn:
+	case t.ConfigChanged || !wasOn:
 		res, err = i.restart(ctx, t, "serve TLS to clients", secrets)
 		if err == nil && st.password != "" {
 			if info, serr := os.Stat(i.configFile); serr == nil && info.Mode().Perm()&0o004 != 0 {
@@ -168,7 +168,7 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 			}
 		}
 	case len(i.ds.ReloadCommand) > 0:
-		if err = run(ctx, i.ds.ReloadCommand, secrets...); err != nil {
+		if err = installers.RunCommand(ctx, i.ds.ReloadCommand, secrets...); err != nil {
 			return nil, i.fail(t, fmt.Errorf("reload the stores (datastore.reloadCommand): %w", err))
 		}
 		res = &installers.Result{Outcome: installers.Reloaded, Message: "Cassandra reloaded its stores and serves the new certificate"}
@@ -194,29 +194,29 @@ func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
 		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
 	}
 	key := digest("remove", cfg)
-	t := newTx(i.ds.User)
+	t := installers.NewTx(i.ds.User)
 	if wasOn {
 		// The previous version is the TLS configuration itself (with the
 		// keystore password, on Cassandra 4.0): it goes with the rest.
-		err = t.writeConfig(i.configFile, cfg)
-		t.secrets = append(t.secrets, i.configFile)
+		err = t.WriteConfig(i.configFile, cfg)
+		t.Secrets = append(t.Secrets, i.configFile)
 	}
 	for _, name := range []string{KeystorePEM, TruststorePEM, KeystoreP12, TruststoreP12, KeystorePassword} {
 		if err == nil {
-			err = t.remove(i.path(name))
+			err = t.Remove(i.path(name))
 		}
 	}
 	if err != nil {
 		return nil, i.fail(t, err)
 	}
-	if !t.materialChanged && !t.configChanged {
+	if !t.MaterialChanged && !t.ConfigChanged {
 		if i.last != nil && i.lastKey == key {
 			return i.repeat(key, ""), nil
 		}
 		return &installers.Result{Outcome: installers.Reloaded, Message: "TLS is not configured; nothing to remove"}, nil
 	}
 	res := &installers.Result{Outcome: installers.Reloaded, Message: "removed stores left behind; cassandra.yaml had no TLS block"}
-	if t.configChanged {
+	if t.ConfigChanged {
 		// Cassandra logs a failed store reload every 10 minutes until
 		// then; the restart the result asks for ends that.
 		if res, err = i.restart(ctx, t, "stop serving TLS", nil); err != nil {
@@ -382,9 +382,9 @@ func orDefault(s, def string) string {
 
 // restart restarts Cassandra when the agent may, and otherwise reports
 // that a restart is needed to do what.
-func (i *Installer) restart(ctx context.Context, t *tx, what string, secrets [][]byte) (*installers.Result, error) {
+func (i *Installer) restart(ctx context.Context, t *installers.Tx, what string, secrets [][]byte) (*installers.Result, error) {
 	if i.ds.AllowRestart && len(i.ds.RestartCommand) > 0 {
-		if err := run(ctx, i.ds.RestartCommand, secrets...); err != nil {
+		if err := installers.RunCommand(ctx, i.ds.RestartCommand, secrets...); err != nil {
 			return nil, i.fail(t, fmt.Errorf("restart cassandra (datastore.restartCommand): %w", err))
 		}
 		return &installers.Result{Outcome: installers.Restarted, Message: "restarted Cassandra to " + what}, nil
@@ -393,8 +393,8 @@ func (i *Installer) restart(ctx context.Context, t *tx, what string, secrets [][
 }
 
 // fail rolls every file back and returns err, with any rollback failure.
-func (i *Installer) fail(t *tx, err error) error {
-	if rerr := t.rollback(); rerr != nil {
+func (i *Installer) fail(t *installers.Tx, err error) error {
+	if rerr := t.Rollback(); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
 	i.log.Warn("cassandra TLS change rolled back", "config", i.configFile, "error", err)
@@ -403,11 +403,11 @@ func (i *Installer) fail(t *tx, err error) error {
 
 // done commits and remembers the result, so that repeating the same call
 // reports it again.
-func (i *Installer) done(t *tx, key [32]byte, res *installers.Result, op, serial string) *installers.Result {
-	if err := t.commit(); err != nil {
+func (i *Installer) done(t *installers.Tx, key [32]byte, res *installers.Result, op, serial string) *installers.Result {
+	if err := t.Commit(); err != nil {
 		i.log.Warn("cassandra: could not delete previous key material", "error", err)
 	}
-	res.Files = t.touched
+	res.Files = t.Touched
 	i.last, i.lastKey = res, key
 	i.log.Info("cassandra TLS "+op, "config", i.configFile, "outcome", string(res.Outcome), "files", res.Files, "serial", serial)
 	r := *res

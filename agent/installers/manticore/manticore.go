@@ -104,21 +104,21 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 	}
 	key := digest("install", cfg, m.keyPEM, m.certPEM, m.chainPEM)
 
-	t := newTx(i.ds.User)
-	err = t.write(i.path(KeyFile), m.keyPEM, 0o600, true)
+	t := installers.NewTx(i.ds.User)
+	err = t.Write(i.path(KeyFile), m.keyPEM, 0o600, true)
 	if err == nil {
-		err = t.write(i.path(CertFile), m.certPEM, 0o644, false)
+		err = t.Write(i.path(CertFile), m.certPEM, 0o644, false)
 	}
 	if err == nil {
-		err = t.write(i.path(CAFile), m.chainPEM, 0o644, false)
+		err = t.Write(i.path(CAFile), m.chainPEM, 0o644, false)
 	}
 	if err == nil {
-		err = t.writeConfig(i.configFile, cfg)
+		err = t.WriteConfig(i.configFile, cfg)
 	}
 	if err != nil {
 		return nil, i.fail(t, err)
 	}
-	if !t.materialChanged && !t.configChanged {
+	if !t.MaterialChanged && !t.ConfigChanged {
 		return i.repeat(key, "the TLS files and configuration are already in place"), nil
 	}
 	res, err := i.restart(ctx, t, "serve HTTPS on "+i.listen, [][]byte{b.Key.Bytes(), m.keyPEM})
@@ -152,27 +152,27 @@ func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
 		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
 	}
 	key := digest("remove", cfg)
-	t := newTx(i.ds.User)
+	t := installers.NewTx(i.ds.User)
 	if wasOn {
-		err = t.writeConfig(i.configFile, cfg)
-		t.secrets = append(t.secrets, i.configFile)
+		err = t.WriteConfig(i.configFile, cfg)
+		t.Secrets = append(t.Secrets, i.configFile)
 	}
 	for _, name := range []string{KeyFile, CertFile, CAFile} {
 		if err == nil {
-			err = t.remove(i.path(name))
+			err = t.Remove(i.path(name))
 		}
 	}
 	if err != nil {
 		return nil, i.fail(t, err)
 	}
-	if !t.materialChanged && !t.configChanged {
+	if !t.MaterialChanged && !t.ConfigChanged {
 		if i.last != nil && i.lastKey == key {
 			return i.repeat(key, ""), nil
 		}
 		return &installers.Result{Outcome: installers.Reloaded, Message: "TLS is not configured; nothing to remove"}, nil
 	}
 	res := &installers.Result{Outcome: installers.Reloaded, Message: "removed TLS files left behind; manticore.conf had no TLS block"}
-	if t.configChanged {
+	if t.ConfigChanged {
 		if res, err = i.restart(ctx, t, "stop serving HTTPS", nil); err != nil {
 			return nil, err
 		}
@@ -325,9 +325,9 @@ func lineNo(lines []confedit.LineSpan, l confedit.LineSpan) int {
 
 // restart restarts searchd when the agent may, and otherwise reports that
 // a restart is needed to do what.
-func (i *Installer) restart(ctx context.Context, t *tx, what string, secrets [][]byte) (*installers.Result, error) {
+func (i *Installer) restart(ctx context.Context, t *installers.Tx, what string, secrets [][]byte) (*installers.Result, error) {
 	if i.ds.AllowRestart && len(i.ds.RestartCommand) > 0 {
-		if err := run(ctx, i.ds.RestartCommand, secrets...); err != nil {
+		if err := installers.RunCommand(ctx, i.ds.RestartCommand, secrets...); err != nil {
 			return nil, i.fail(t, fmt.Errorf("restart searchd (datastore.restartCommand): %w", err))
 		}
 		return &installers.Result{Outcome: installers.Restarted, Message: "restarted searchd to " + what}, nil
@@ -336,8 +336,8 @@ func (i *Installer) restart(ctx context.Context, t *tx, what string, secrets [][
 }
 
 // fail rolls every file back and returns err, with any rollback failure.
-func (i *Installer) fail(t *tx, err error) error {
-	if rerr := t.rollback(); rerr != nil {
+func (i *Installer) fail(t *installers.Tx, err error) error {
+	if rerr := t.Rollback(); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
 	i.log.Warn("manticore TLS change rolled back", "config", i.configFile, "error", err)
@@ -346,11 +346,11 @@ func (i *Installer) fail(t *tx, err error) error {
 
 // done commits and remembers the result, so that repeating the same call
 // reports it again.
-func (i *Installer) done(t *tx, key [32]byte, res *installers.Result, op, serial string) *installers.Result {
-	if err := t.commit(); err != nil {
+func (i *Installer) done(t *installers.Tx, key [32]byte, res *installers.Result, op, serial string) *installers.Result {
+	if err := t.Commit(); err != nil {
 		i.log.Warn("manticore: could not delete previous key material", "error", err)
 	}
-	res.Files = t.touched
+	res.Files = t.Touched
 	i.last, i.lastKey = res, key
 	i.log.Info("manticore TLS "+op, "config", i.configFile, "outcome", string(res.Outcome), "files", res.Files, "serial", serial)
 	r := *res

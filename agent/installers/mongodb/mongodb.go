@@ -109,27 +109,27 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 	}
 	key := digest("install", cfg, keyFile, m.chainPEM)
 
-	t := newTx(i.ds.User)
-	err = t.write(i.keyPath(), keyFile, 0o600, true)
+	t := installers.NewTx(i.ds.User)
+	err = t.Write(i.keyPath(), keyFile, 0o600, true)
 	if err == nil {
-		err = t.write(i.caPath(), m.chainPEM, 0o644, false)
+		err = t.Write(i.caPath(), m.chainPEM, 0o644, false)
 	}
 	if err == nil {
-		err = t.writeConfig(i.configFile, cfg)
+		err = t.WriteConfig(i.configFile, cfg)
 	}
 	if err != nil {
 		return nil, i.fail(t, err)
 	}
-	if !t.materialChanged && !t.configChanged {
+	if !t.MaterialChanged && !t.ConfigChanged {
 		return i.repeat(key, "the TLS files and configuration are already in place"), nil
 	}
 	secrets := [][]byte{b.Key.Bytes(), m.keyPEM}
 	var res *installers.Result
 	switch {
-	case t.configChanged || !wasOn:
+	case t.ConfigChanged || !wasOn:
 		res, err = i.restart(ctx, t, "serve TLS with the new configuration", secrets)
 	case v.atLeast(5, 0) && len(i.ds.ReloadCommand) > 0:
-		if err = run(ctx, i.ds.ReloadCommand, secrets...); err != nil {
+		if err = installers.RunCommand(ctx, i.ds.ReloadCommand, secrets...); err != nil {
 			return nil, i.fail(t, fmt.Errorf("rotate certificates (datastore.reloadCommand): %w", err))
 		}
 		res = &installers.Result{Outcome: installers.Reloaded, Message: "mongod rotated to the new certificate (rotateCertificates)"}
@@ -157,30 +157,30 @@ func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
 		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
 	}
 	key := digest("remove", cfg)
-	t := newTx(i.ds.User)
+	t := installers.NewTx(i.ds.User)
 	if wasOn {
 		// The previous version is the TLS configuration itself: it goes
 		// with the rest.
-		err = t.writeConfig(i.configFile, cfg)
-		t.secrets = append(t.secrets, i.configFile)
+		err = t.WriteConfig(i.configFile, cfg)
+		t.Secrets = append(t.Secrets, i.configFile)
 	}
 	if err == nil {
-		err = t.remove(i.keyPath())
+		err = t.Remove(i.keyPath())
 	}
 	if err == nil {
-		err = t.remove(i.caPath())
+		err = t.Remove(i.caPath())
 	}
 	if err != nil {
 		return nil, i.fail(t, err)
 	}
-	if !t.materialChanged && !t.configChanged {
+	if !t.MaterialChanged && !t.ConfigChanged {
 		if i.last != nil && i.lastKey == key {
 			return i.repeat(key, ""), nil
 		}
 		return &installers.Result{Outcome: installers.Reloaded, Message: "TLS is not configured; nothing to remove"}, nil
 	}
 	res := &installers.Result{Outcome: installers.Reloaded, Message: "removed TLS files left behind; the configuration had no TLS block"}
-	if t.configChanged {
+	if t.ConfigChanged {
 		if res, err = i.restart(ctx, t, "stop serving TLS", nil); err != nil {
 			return nil, err
 		}
@@ -276,9 +276,9 @@ func quote(s string) string {
 
 // restart restarts mongod when the agent may, and otherwise reports that a
 // restart is needed to do what.
-func (i *Installer) restart(ctx context.Context, t *tx, what string, secrets [][]byte) (*installers.Result, error) {
+func (i *Installer) restart(ctx context.Context, t *installers.Tx, what string, secrets [][]byte) (*installers.Result, error) {
 	if i.ds.AllowRestart && len(i.ds.RestartCommand) > 0 {
-		if err := run(ctx, i.ds.RestartCommand, secrets...); err != nil {
+		if err := installers.RunCommand(ctx, i.ds.RestartCommand, secrets...); err != nil {
 			return nil, i.fail(t, fmt.Errorf("restart mongod (datastore.restartCommand): %w", err))
 		}
 		return &installers.Result{Outcome: installers.Restarted, Message: "restarted mongod to " + what}, nil
@@ -287,8 +287,8 @@ func (i *Installer) restart(ctx context.Context, t *tx, what string, secrets [][
 }
 
 // fail rolls every file back and returns err, with any rollback failure.
-func (i *Installer) fail(t *tx, err error) error {
-	if rerr := t.rollback(); rerr != nil {
+func (i *Installer) fail(t *installers.Tx, err error) error {
+	if rerr := t.Rollback(); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
 	i.log.Warn("mongodb TLS change rolled back", "config", i.configFile, "error", err)
@@ -297,11 +297,11 @@ func (i *Installer) fail(t *tx, err error) error {
 
 // done commits and remembers the result, so that repeating the same call
 // reports it again.
-func (i *Installer) done(t *tx, key [32]byte, res *installers.Result, op, serial string) *installers.Result {
-	if err := t.commit(); err != nil {
+func (i *Installer) done(t *installers.Tx, key [32]byte, res *installers.Result, op, serial string) *installers.Result {
+	if err := t.Commit(); err != nil {
 		i.log.Warn("mongodb: could not delete previous key material", "error", err)
 	}
-	res.Files = t.touched
+	res.Files = t.Touched
 	i.last, i.lastKey = res, key
 	i.log.Info("mongodb TLS "+op, "config", i.configFile, "outcome", string(res.Outcome), "files", res.Files, "serial", serial)
 	r := *res

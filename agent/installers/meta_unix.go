@@ -1,6 +1,6 @@
 //go:build unix
 
-package manticore
+package installers
 
 import (
 	"fmt"
@@ -10,9 +10,9 @@ import (
 )
 
 // meta is what a rewrite must not change about a configuration file: its
-// mode, owner and group. (installers.Files gives the files it writes one
-// owner and keeps previous versions 0600, which suits key material but
-// would lock a server out of a root:manticore 0640 configuration.)
+// mode, owner and group. (Files gives the files it writes one owner, which
+// suits key material but would lock a server out of a configuration owned
+// root:mongodb 0640.)
 type meta struct {
 	mode     fs.FileMode
 	uid, gid int

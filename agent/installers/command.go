@@ -1,4 +1,4 @@
-package manticore
+package installers
 
 import (
 	"bytes"
@@ -13,10 +13,10 @@ import (
 // datastore's own message, not a log file.
 const maxOutput = 4 << 10
 
-// run runs argv (no shell) and, when it fails, returns an error carrying
+// RunCommand runs argv (no shell) and, when it fails, returns an error carrying
 // the end of its standard error (or standard output when that is empty),
 // with every secret and anything shaped like a private key cut out.
-func run(ctx context.Context, argv []string, secrets ...[]byte) error {
+func RunCommand(ctx context.Context, argv []string, secrets ...[]byte) error {
 	if len(argv) == 0 {
 		return errors.New("empty command")
 	}

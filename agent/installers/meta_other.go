@@ -1,6 +1,6 @@
 //go:build !unix
 
-package cassandra
+package installers
 
 import (
 	"fmt"
