@@ -106,19 +106,19 @@ type storeFile struct {
 // restart; a certificate rotation is picked up by Cassandra's own reload
 // of its stores (4.0+), at once when ds.ReloadCommand is set.
 func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installers.Result, error) {
-	v, err := parseVersion(i.ds.Version)
+	v, err := installers.ParseVersion(i.ds.Version)
 	if err != nil {
 		return nil, err
 	}
-	if !v.atLeast(4, 0) {
+	if !v.AtLeast(4, 0) {
 		return nil, fmt.Errorf("unsupported version %s: the installer supports Cassandra 4.0 and later (accepted_protocols and hot reloading of the stores)", v)
 	}
-	m, err := parseBundle(b)
+	m, err := installers.ParseMaterial(b)
 	if err != nil {
 		return nil, err
 	}
 	var st *stores
-	if v.atLeast(4, 1) {
+	if v.AtLeast(4, 1) {
 		st = i.pemStores(m)
 	} else if st, err = i.pkcs12Stores(m); err != nil {
 		return nil, err
@@ -135,7 +135,7 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 	if err != nil {
 		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
 	}
-	key := digest("install", cfg, m.keyPEM, m.certPEM, m.chainPEM)
+	key := digest("install", cfg, m.KeyPEM, m.CertPEM, m.ChainPEM)
 
 	t := installers.NewTx(i.ds.User)
 	for _, f := range st.files {
@@ -157,7 +157,7 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 	if !t.MaterialChanged && !t.ConfigChanged {
 		return i.repeat(key, "the stores and cassandra.yaml are already in place"), nil
 	}
-	secrets := [][]byte{b.Key.Bytes(), m.keyPEM, []byte(st.password)}
+	secrets := [][]byte{b.Key.Bytes(), m.KeyPEM, []byte(st.password)}
 	var res *installers.Result
 	switch {
 	case t.ConfigChanged || !wasOn:
@@ -229,12 +229,12 @@ func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
 // pemStores is the 4.1+ layout: PEM files, the key unencrypted (the file
 // is 0600 and owned by the datastore user, which a password in
 // cassandra.yaml could not improve on).
-func (i *Installer) pemStores(m *material) *stores {
-	keystore := append(append([]byte{}, m.keyPEM...), m.certPEM...)
+func (i *Installer) pemStores(m *installers.Material) *stores {
+	keystore := append(append([]byte{}, m.KeyPEM...), m.CertPEM...)
 	return &stores{
 		files: []storeFile{
 			{KeystorePEM, keystore, 0o600, true},
-			{TruststorePEM, m.chainPEM, 0o644, false},
+			{TruststorePEM, m.ChainPEM, 0o644, false},
 		},
 		stale: []string{KeystoreP12, TruststoreP12, KeystorePassword},
 	}
@@ -245,7 +245,7 @@ func (i *Installer) pemStores(m *material) *stores {
 // hot reload re-reads the stores, not cassandra.yaml. Stores whose content
 // is already right are kept as they are, since PKCS #12 encoding is
 // randomised and a rewrite would look like a change.
-func (i *Installer) pkcs12Stores(m *material) (*stores, error) {
+func (i *Installer) pkcs12Stores(m *installers.Material) (*stores, error) {
 	password := ""
 	if data, err := os.ReadFile(i.path(KeystorePassword)); err == nil {
 		password = strings.TrimSpace(string(data))
@@ -259,13 +259,13 @@ func (i *Installer) pkcs12Stores(m *material) (*stores, error) {
 	}
 	keystore, err := os.ReadFile(i.path(KeystoreP12))
 	if err != nil || !keystoreHolds(keystore, password, m) {
-		if keystore, err = pkcs12.Modern2023.Encode(m.key, m.leaf, m.chain, password); err != nil {
+		if keystore, err = pkcs12.Modern2023.Encode(m.Key, m.Leaf, m.Chain, password); err != nil {
 			return nil, fmt.Errorf("encode PKCS #12 keystore: %w", err)
 		}
 	}
 	truststore, err := os.ReadFile(i.path(TruststoreP12))
-	if err != nil || !truststoreHolds(truststore, password, m.chain) {
-		if truststore, err = pkcs12.Modern2023.EncodeTrustStore(m.chain, password); err != nil {
+	if err != nil || !truststoreHolds(truststore, password, m.Chain) {
+		if truststore, err = pkcs12.Modern2023.EncodeTrustStore(m.Chain, password); err != nil {
 			return nil, fmt.Errorf("encode PKCS #12 truststore: %w", err)
 		}
 	}
@@ -280,13 +280,13 @@ func (i *Installer) pkcs12Stores(m *material) (*stores, error) {
 	}, nil
 }
 
-func keystoreHolds(data []byte, password string, m *material) bool {
+func keystoreHolds(data []byte, password string, m *installers.Material) bool {
 	key, cert, chain, err := pkcs12.DecodeChain(data, password)
-	if err != nil || cert == nil || !bytes.Equal(cert.Raw, m.leaf.Raw) || !sameCerts(chain, m.chain) {
+	if err != nil || cert == nil || !bytes.Equal(cert.Raw, m.Leaf.Raw) || !sameCerts(chain, m.Chain) {
 		return false
 	}
 	got, err1 := x509.MarshalPKCS8PrivateKey(key)
-	want, err2 := x509.MarshalPKCS8PrivateKey(m.key)
+	want, err2 := x509.MarshalPKCS8PrivateKey(m.Key)
 	return err1 == nil && err2 == nil && bytes.Equal(got, want)
 }
 
@@ -308,13 +308,13 @@ func sameCerts(a, b []*x509.Certificate) bool {
 }
 
 // render is the client_encryption_options entry for version v.
-func (i *Installer) render(v version, b installers.Bundle, password string) []string {
+func (i *Installer) render(v installers.Version, b installers.Bundle, password string) []string {
 	optional := "true" // plaintext clients are still served on the same port
 	if b.RequireSecureTransport {
 		optional = "false"
 	}
 	protocols := "[TLSv1.2, TLSv1.3]"
-	if n, _ := minVersion(b.MinVersion); n == 3 {
+	if n, _ := installers.TLSMinor(b.MinVersion); n == 3 {
 		protocols = "[TLSv1.3]"
 	}
 	lines := []string{
@@ -322,7 +322,7 @@ func (i *Installer) render(v version, b installers.Bundle, password string) []st
 		"  enabled: true",
 		"  optional: " + optional,
 	}
-	if v.atLeast(4, 1) {
+	if v.AtLeast(4, 1) {
 		lines = append(lines,
 			"  ssl_context_factory:",
 			"    class_name: "+PEMFactory,

@@ -90,7 +90,7 @@ func TestStoresCassandraCanRead(t *testing.T) {
 		}
 		ks, _ := os.ReadFile(filepath.Join(ds.ConfigDir, KeystoreP12))
 		_, cert, chain, err := pkcs12.DecodeChain(ks, password)
-		leaf, _ := parseCerts(b.CertPEM)
+		leaf, _ := installers.ParseCerts(b.CertPEM)
 		if err != nil || cert == nil || !bytes.Equal(cert.Raw, leaf[0].Raw) || len(chain) != 1 {
 			t.Errorf("keystore does not decode to the certificate and chain: %v", err)
 		}

@@ -86,7 +86,7 @@ func (i *Installer) path(name string) string { return filepath.Join(i.tlsDir, na
 // section of manticore.conf, the ssl_* directives and an https listener.
 // searchd reads them only when it starts: every change needs a restart.
 func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installers.Result, error) {
-	m, err := parseBundle(b)
+	m, err := installers.ParseMaterial(b)
 	if err != nil {
 		return nil, err
 	}
@@ -102,15 +102,15 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 	if err != nil {
 		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
 	}
-	key := digest("install", cfg, m.keyPEM, m.certPEM, m.chainPEM)
+	key := digest("install", cfg, m.KeyPEM, m.CertPEM, m.ChainPEM)
 
 	t := installers.NewTx(i.ds.User)
-	err = t.Write(i.path(KeyFile), m.keyPEM, 0o600, true)
+	err = t.Write(i.path(KeyFile), m.KeyPEM, 0o600, true)
 	if err == nil {
-		err = t.Write(i.path(CertFile), m.certPEM, 0o644, false)
+		err = t.Write(i.path(CertFile), m.CertPEM, 0o644, false)
 	}
 	if err == nil {
-		err = t.Write(i.path(CAFile), m.chainPEM, 0o644, false)
+		err = t.Write(i.path(CAFile), m.ChainPEM, 0o644, false)
 	}
 	if err == nil {
 		err = t.WriteConfig(i.configFile, cfg)
@@ -121,7 +121,7 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 	if !t.MaterialChanged && !t.ConfigChanged {
 		return i.repeat(key, "the TLS files and configuration are already in place"), nil
 	}
-	res, err := i.restart(ctx, t, "serve HTTPS on "+i.listen, [][]byte{b.Key.Bytes(), m.keyPEM})
+	res, err := i.restart(ctx, t, "serve HTTPS on "+i.listen, [][]byte{b.Key.Bytes(), m.KeyPEM})
 	if err != nil {
 		return nil, err
 	}

@@ -82,18 +82,18 @@ func (i *Installer) caPath() string  { return filepath.Join(i.tlsDir, CAFile) }
 // already serves TLS runs ds.ReloadCommand (which should run the
 // rotateCertificates admin command) when one is configured.
 func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installers.Result, error) {
-	v, err := parseVersion(i.ds.Version)
+	v, err := installers.ParseVersion(i.ds.Version)
 	if err != nil {
 		return nil, err
 	}
-	if !v.atLeast(4, 2) {
+	if !v.AtLeast(4, 2) {
 		return nil, fmt.Errorf("MongoDB %s: net.tls needs MongoDB 4.2 or later", v)
 	}
-	m, err := parseBundle(b)
+	m, err := installers.ParseMaterial(b)
 	if err != nil {
 		return nil, err
 	}
-	keyFile := append(append([]byte{}, m.keyPEM...), m.certPEM...)
+	keyFile := append(append([]byte{}, m.KeyPEM...), m.CertPEM...)
 	src, err := os.ReadFile(i.configFile)
 	if err != nil {
 		return nil, fmt.Errorf("read mongod configuration: %w", err)
@@ -107,12 +107,12 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 	if err != nil {
 		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
 	}
-	key := digest("install", cfg, keyFile, m.chainPEM)
+	key := digest("install", cfg, keyFile, m.ChainPEM)
 
 	t := installers.NewTx(i.ds.User)
 	err = t.Write(i.keyPath(), keyFile, 0o600, true)
 	if err == nil {
-		err = t.Write(i.caPath(), m.chainPEM, 0o644, false)
+		err = t.Write(i.caPath(), m.ChainPEM, 0o644, false)
 	}
 	if err == nil {
 		err = t.WriteConfig(i.configFile, cfg)
@@ -123,17 +123,17 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 	if !t.MaterialChanged && !t.ConfigChanged {
 		return i.repeat(key, "the TLS files and configuration are already in place"), nil
 	}
-	secrets := [][]byte{b.Key.Bytes(), m.keyPEM}
+	secrets := [][]byte{b.Key.Bytes(), m.KeyPEM}
 	var res *installers.Result
 	switch {
 	case t.ConfigChanged || !wasOn:
 		res, err = i.restart(ctx, t, "serve TLS with the new configuration", secrets)
-	case v.atLeast(5, 0) && len(i.ds.ReloadCommand) > 0:
+	case v.AtLeast(5, 0) && len(i.ds.ReloadCommand) > 0:
 		if err = installers.RunCommand(ctx, i.ds.ReloadCommand, secrets...); err != nil {
 			return nil, i.fail(t, fmt.Errorf("rotate certificates (datastore.reloadCommand): %w", err))
 		}
 		res = &installers.Result{Outcome: installers.Reloaded, Message: "mongod rotated to the new certificate (rotateCertificates)"}
-	case v.atLeast(5, 0):
+	case v.AtLeast(5, 0):
 		res, err = i.restart(ctx, t, "serve the new certificate (or set datastore.reloadCommand to a mongosh command that runs db.adminCommand({rotateCertificates: 1}) to rotate without a restart)", secrets)
 	default:
 		res, err = i.restart(ctx, t, "serve the new certificate (MongoDB before 5.0 has no rotateCertificates)", secrets)
@@ -195,7 +195,7 @@ func (i *Installer) render(b installers.Bundle, step string) []string {
 		mode = "requireTLS"
 	}
 	disabled := "TLS1_0,TLS1_1"
-	if n, _ := minVersion(b.MinVersion); n == 3 {
+	if n, _ := installers.TLSMinor(b.MinVersion); n == 3 {
 		disabled = "TLS1_0,TLS1_1,TLS1_2"
 	}
 	return []string{

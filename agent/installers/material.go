@@ -1,4 +1,4 @@
-package cassandra
+package installers
 
 import (
 	"bytes"
@@ -12,32 +12,30 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/reconciler-dev/reconciler/agent/installers"
 )
 
-// material is a bundle checked and put in the forms the files need.
-type material struct {
-	certPEM  []byte // leaf then chain, as the server presents it
-	chainPEM []byte // the CA file
-	keyPEM   []byte // PKCS #8, whatever form it came in
-	leaf     *x509.Certificate
-	key      crypto.Signer
-	chain    []*x509.Certificate
+// Material is a bundle checked and put in the forms the files need.
+type Material struct {
+	CertPEM  []byte // leaf then chain, as the server presents it
+	ChainPEM []byte // the CA file
+	KeyPEM   []byte // PKCS #8, whatever form it came in
+	Leaf     *x509.Certificate
+	Key      crypto.Signer
+	Chain    []*x509.Certificate
 }
 
-// parseBundle checks that the bundle holds a certificate, its chain and
+// ParseMaterial checks that the bundle holds a certificate, its chain and
 // the matching key. Its errors never quote key material.
-func parseBundle(b installers.Bundle) (*material, error) {
-	certs, err := parseCerts(b.CertPEM)
+func ParseMaterial(b Bundle) (*Material, error) {
+	certs, err := ParseCerts(b.CertPEM)
 	if err != nil || len(certs) == 0 {
 		return nil, fmt.Errorf("bundle certificate: %w", orEmpty(err))
 	}
-	chain, err := parseCerts(b.ChainPEM)
+	chain, err := ParseCerts(b.ChainPEM)
 	if err != nil || len(chain) == 0 {
 		return nil, fmt.Errorf("bundle chain: %w", orEmpty(err))
 	}
-	key, err := parseKey(b.Key.Bytes())
+	key, err := ParseKey(b.Key.Bytes())
 	if err != nil {
 		return nil, fmt.Errorf("bundle key: %w", err)
 	}
@@ -48,17 +46,17 @@ func parseBundle(b installers.Bundle) (*material, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundle key: %w", err)
 	}
-	if _, err := minVersion(b.MinVersion); err != nil {
+	if _, err := TLSMinor(b.MinVersion); err != nil {
 		return nil, err
 	}
-	m := &material{
-		chainPEM: encodeCerts(chain),
-		keyPEM:   pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
-		leaf:     certs[0],
-		key:      key,
-		chain:    chain,
+	m := &Material{
+		ChainPEM: EncodeCerts(chain),
+		KeyPEM:   pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
+		Leaf:     certs[0],
+		Key:      key,
+		Chain:    chain,
 	}
-	m.certPEM = append(encodeCerts(certs[:1]), m.chainPEM...)
+	m.CertPEM = append(EncodeCerts(certs[:1]), m.ChainPEM...)
 	return m, nil
 }
 
@@ -69,7 +67,9 @@ func orEmpty(err error) error {
 	return err
 }
 
-func parseCerts(data []byte) ([]*x509.Certificate, error) {
+// ParseCerts reads every certificate of a PEM bundle; a damaged block is
+// an error, not skipped.
+func ParseCerts(data []byte) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	for {
 		var block *pem.Block
@@ -88,7 +88,8 @@ func parseCerts(data []byte) ([]*x509.Certificate, error) {
 	}
 }
 
-func encodeCerts(certs []*x509.Certificate) []byte {
+// EncodeCerts writes certificates as PEM.
+func EncodeCerts(certs []*x509.Certificate) []byte {
 	var buf bytes.Buffer
 	for _, c := range certs {
 		_ = pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
@@ -96,8 +97,8 @@ func encodeCerts(certs []*x509.Certificate) []byte {
 	return buf.Bytes()
 }
 
-// parseKey reads a PKCS #8, PKCS #1 or SEC 1 private key.
-func parseKey(data []byte) (crypto.Signer, error) {
+// ParseKey reads a PKCS #8, PKCS #1 or SEC 1 private key.
+func ParseKey(data []byte) (crypto.Signer, error) {
 	block, _ := pem.Decode(data)
 	if block == nil {
 		return nil, errors.New("no PEM private key in it")
@@ -133,9 +134,9 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	return false
 }
 
-// minVersion is the bundle's minimum TLS version as a minor number of TLS
+// TLSMinor is the bundle's minimum TLS version as a minor number of TLS
 // 1.x; "" means 1.2.
-func minVersion(v string) (int, error) {
+func TLSMinor(v string) (int, error) {
 	switch v {
 	case "", "1.2":
 		return 2, nil
@@ -145,24 +146,26 @@ func minVersion(v string) (int, error) {
 	return 0, fmt.Errorf("bundle minVersion %q: want 1.2 or 1.3", v)
 }
 
-// version is a datastore version as major and minor numbers.
-type version struct{ major, minor int }
+// Version is a datastore version as major and minor numbers.
+type Version struct{ Major, Minor int }
 
-func parseVersion(s string) (version, error) {
+// ParseVersion reads "major.minor" (a patch level is ignored).
+func ParseVersion(s string) (Version, error) {
 	parts := strings.SplitN(strings.TrimPrefix(s, "v"), ".", 3)
 	if s == "" || len(parts) < 2 {
-		return version{}, fmt.Errorf("datastore version %q: want major.minor, such as 6.0", s)
+		return Version{}, fmt.Errorf("datastore version %q: want major.minor, such as 6.0", s)
 	}
 	major, err1 := strconv.Atoi(parts[0])
 	minor, err2 := strconv.Atoi(strings.TrimRightFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
 	if err1 != nil || err2 != nil {
-		return version{}, fmt.Errorf("datastore version %q: want major.minor, such as 6.0", s)
+		return Version{}, fmt.Errorf("datastore version %q: want major.minor, such as 6.0", s)
 	}
-	return version{major, minor}, nil
+	return Version{major, minor}, nil
 }
 
-func (v version) atLeast(major, minor int) bool {
-	return v.major > major || (v.major == major && v.minor >= minor)
+// AtLeast reports whether v is major.minor or later.
+func (v Version) AtLeast(major, minor int) bool {
+	return v.Major > major || (v.Major == major && v.Minor >= minor)
 }
 
-func (v version) String() string { return strconv.Itoa(v.major) + "." + strconv.Itoa(v.minor) }
+func (v Version) String() string { return strconv.Itoa(v.Major) + "." + strconv.Itoa(v.Minor) }
