@@ -3,6 +3,7 @@ package cassandra
 import (
 	"bytes"
 	"context"
+	"github.com/reconciler-dev/reconciler/agent/installers/installertest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,8 +21,8 @@ import (
 func fixture(t *testing.T, base, version string) (installers.Datastore, string) {
 	t.Helper()
 	dir := t.TempDir()
-	conf := copyFile(t, base, dir, "cassandra.yaml")
-	return installers.Datastore{Type: "cassandra", Version: version, ConfigDir: dir, Port: 9042, User: currentUser(t)}, conf
+	conf := installertest.CopyFile(t, base, dir, "cassandra.yaml")
+	return installers.Datastore{Type: "cassandra", Version: version, ConfigDir: dir, Port: 9042, User: installertest.CurrentUser(t)}, conf
 }
 
 var passwordLine = regexp.MustCompile(`(_password: )"[0-9a-f]{64}"`)
@@ -40,14 +41,14 @@ func TestRenderedConfiguration(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ds, conf := fixture(t, tc.base, tc.version)
-			if _, err := New(ds).Install(context.Background(), newBundle(t, tc.min, tc.require)); err != nil {
+			if _, err := New(ds).Install(context.Background(), installertest.NewBundle(t, tc.min, tc.require)); err != nil {
 				t.Fatal(err)
 			}
 			got, _ := os.ReadFile(conf)
 			stable := bytes.ReplaceAll(got, []byte(ds.ConfigDir), []byte("/etc/cassandra"))
 			stable = passwordLine.ReplaceAll(stable, []byte(`${1}"$$KEYSTORE_PASSWORD"`))
-			golden(t, tc.name+".yaml", stable)
-			checkDocumented(t, got, "client_encryption_options", documented(t, tc.docs))
+			installertest.Golden(t, tc.name+".yaml", stable)
+			installertest.CheckDocumented(t, got, "client_encryption_options", installertest.Documented(t, tc.docs))
 		})
 	}
 }
@@ -55,7 +56,7 @@ func TestRenderedConfiguration(t *testing.T) {
 func TestStoresCassandraCanRead(t *testing.T) {
 	t.Run("4.1 PEM", func(t *testing.T) {
 		ds, _ := fixture(t, "cassandra.yaml", "4.1")
-		b := newBundle(t, "", false)
+		b := installertest.NewBundle(t, "", false)
 		if _, err := New(ds).Install(context.Background(), b); err != nil {
 			t.Fatal(err)
 		}
@@ -69,13 +70,13 @@ func TestStoresCassandraCanRead(t *testing.T) {
 		if !bytes.Equal(truststore, b.ChainPEM) {
 			t.Error("truststore.pem is not the chain")
 		}
-		if info := stat(t, filepath.Join(ds.ConfigDir, KeystorePEM)); info.Mode().Perm() != 0o600 {
+		if info := installertest.Stat(t, filepath.Join(ds.ConfigDir, KeystorePEM)); info.Mode().Perm() != 0o600 {
 			t.Errorf("keystore mode %v, want 0600", info.Mode().Perm())
 		}
 	})
 	t.Run("4.0 PKCS12", func(t *testing.T) {
 		ds, conf := fixture(t, "cassandra.yaml", "4.0")
-		b := newBundle(t, "", false)
+		b := installertest.NewBundle(t, "", false)
 		if _, err := New(ds).Install(context.Background(), b); err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +100,7 @@ func TestStoresCassandraCanRead(t *testing.T) {
 			t.Errorf("truststore: %d certificates, %v", len(certs), err)
 		}
 		for _, name := range []string{KeystorePassword, KeystoreP12} {
-			info := stat(t, filepath.Join(ds.ConfigDir, name))
+			info := installertest.Stat(t, filepath.Join(ds.ConfigDir, name))
 			if info.Mode().Perm() != 0o600 {
 				t.Errorf("%s mode %v, want 0600", name, info.Mode().Perm())
 			}
@@ -118,7 +119,7 @@ func TestInstallThenRemoveRestoresTheFile(t *testing.T) {
 			ds, conf := fixture(t, tc.base, tc.version)
 			orig, _ := os.ReadFile(conf)
 			in := New(ds)
-			if _, err := in.Install(context.Background(), newBundle(t, "1.2", true)); err != nil {
+			if _, err := in.Install(context.Background(), installertest.NewBundle(t, "1.2", true)); err != nil {
 				t.Fatal(err)
 			}
 			res, err := in.Remove(context.Background())
@@ -147,7 +148,7 @@ func TestReinstallIsANoOpWithTheSameOutcome(t *testing.T) {
 		t.Run(version, func(t *testing.T) {
 			ds, conf := fixture(t, "cassandra.yaml", version)
 			in := New(ds)
-			b := newBundle(t, "1.2", true)
+			b := installertest.NewBundle(t, "1.2", true)
 			first, err := in.Install(context.Background(), b)
 			if err != nil {
 				t.Fatal(err)
@@ -155,7 +156,7 @@ func TestReinstallIsANoOpWithTheSameOutcome(t *testing.T) {
 			entries, _ := os.ReadDir(ds.ConfigDir)
 			before := map[string]os.FileInfo{}
 			for _, e := range entries {
-				before[e.Name()] = stat(t, filepath.Join(ds.ConfigDir, e.Name()))
+				before[e.Name()] = installertest.Stat(t, filepath.Join(ds.ConfigDir, e.Name()))
 			}
 			second, err := in.Install(context.Background(), b)
 			if err != nil {
@@ -165,7 +166,7 @@ func TestReinstallIsANoOpWithTheSameOutcome(t *testing.T) {
 				t.Errorf("second install (-first +second):\n%s", diff)
 			}
 			for name, info := range before {
-				if !sameFile(t, info, filepath.Join(ds.ConfigDir, name)) {
+				if !installertest.SameFile(t, info, filepath.Join(ds.ConfigDir, name)) {
 					t.Errorf("a no-op install rewrote %s", name)
 				}
 			}
@@ -189,15 +190,15 @@ func TestRotationIsPickedUpByCassandra(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ds, conf := fixture(t, "cassandra.yaml", tc.version)
 			ds.ReloadCommand = tc.reload
-			if _, err := New(ds).Install(context.Background(), newBundle(t, "1.2", true)); err != nil {
+			if _, err := New(ds).Install(context.Background(), installertest.NewBundle(t, "1.2", true)); err != nil {
 				t.Fatal(err)
 			}
 			confBefore, _ := os.ReadFile(conf)
 			storesBefore := readAll(t, ds.ConfigDir)
 			logs, logOpt := logBuffer()
-			next := newBundle(t, "1.2", true)
+			next := installertest.NewBundle(t, "1.2", true)
 			res, err := New(ds, logOpt).Install(context.Background(), next)
-			assertNoKey(t, "the log", logs.String(), next)
+			installertest.AssertNoKey(t, "the log", logs.String(), next)
 			if pass, _ := os.ReadFile(filepath.Join(ds.ConfigDir, KeystorePassword)); len(pass) > 0 && strings.Contains(logs.String(), strings.TrimSpace(string(pass))) {
 				t.Error("the log holds the keystore password")
 			}
@@ -228,9 +229,9 @@ func TestFailedRestartRollsBackAndCarriesTheOutput(t *testing.T) {
 	ds, conf := fixture(t, "cassandra.yaml", "4.0")
 	orig, _ := os.ReadFile(conf)
 	ds.AllowRestart = true
-	ds.RestartCommand = script(t, "cat '"+conf+"' >&2; echo 'Exception (org.apache.cassandra.exceptions.ConfigurationException) encountered during startup: Invalid yaml' >&2; exit 3")
+	ds.RestartCommand = installertest.Script(t, "cat '"+conf+"' >&2; echo 'Exception (org.apache.cassandra.exceptions.ConfigurationException) encountered during startup: Invalid yaml' >&2; exit 3")
 	logs, logOpt := logBuffer()
-	b := newBundle(t, "1.2", true)
+	b := installertest.NewBundle(t, "1.2", true)
 	_, err := New(ds, logOpt).Install(context.Background(), b)
 	if err == nil {
 		t.Fatal("install with a failing restart succeeded")
@@ -241,8 +242,8 @@ func TestFailedRestartRollsBackAndCarriesTheOutput(t *testing.T) {
 	if strings.Contains(err.Error(), "keystore_password: \"") && !strings.Contains(err.Error(), "keystore_password: \"[redacted]\"") {
 		t.Error("the error holds the keystore password")
 	}
-	assertNoKey(t, "the error", err.Error(), b)
-	assertNoKey(t, "the log", logs.String(), b)
+	installertest.AssertNoKey(t, "the error", err.Error(), b)
+	installertest.AssertNoKey(t, "the log", logs.String(), b)
 	got, _ := os.ReadFile(conf)
 	if diff := cmp.Diff(string(orig), string(got)); diff != "" {
 		t.Errorf("cassandra.yaml after rollback (-original +got):\n%s", diff)
@@ -256,7 +257,7 @@ func TestFailedRestartRollsBackAndCarriesTheOutput(t *testing.T) {
 
 func TestUpgradeTo41SwitchesToPEM(t *testing.T) {
 	ds, _ := fixture(t, "cassandra.yaml", "4.0")
-	b := newBundle(t, "1.2", true)
+	b := installertest.NewBundle(t, "1.2", true)
 	if _, err := New(ds).Install(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
@@ -286,12 +287,12 @@ func TestRefusals(t *testing.T) {
 			dir := t.TempDir()
 			conf := filepath.Join(dir, "cassandra.yaml")
 			if tc.conf == "" {
-				copyFile(t, "cassandra.yaml", dir, "cassandra.yaml")
+				installertest.CopyFile(t, "cassandra.yaml", dir, "cassandra.yaml")
 			} else {
 				os.WriteFile(conf, []byte(tc.conf), 0o644)
 			}
 			orig, _ := os.ReadFile(conf)
-			_, err := New(installers.Datastore{Version: tc.version, ConfigDir: dir}).Install(context.Background(), newBundle(t, "", false))
+			_, err := New(installers.Datastore{Version: tc.version, ConfigDir: dir}).Install(context.Background(), installertest.NewBundle(t, "", false))
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("error %v, want one with %q", err, tc.wantErr)
 			}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"github.com/reconciler-dev/reconciler/agent/installers/confedit"
+	"github.com/reconciler-dev/reconciler/agent/installers/installertest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,8 +20,8 @@ import (
 func fixture(t *testing.T, base string) (installers.Datastore, string) {
 	t.Helper()
 	dir := t.TempDir()
-	conf := copyFile(t, base, dir, "manticore.conf")
-	return installers.Datastore{Type: "manticore", Version: "6.3", ConfigDir: dir, Port: 9443, User: currentUser(t)}, conf
+	conf := installertest.CopyFile(t, base, dir, "manticore.conf")
+	return installers.Datastore{Type: "manticore", Version: "6.3", ConfigDir: dir, Port: 9443, User: installertest.CurrentUser(t)}, conf
 }
 
 // managedDirectives parses the directives of the managed block.
@@ -50,7 +52,7 @@ func managedDirectives(t *testing.T, conf []byte) map[string][]string {
 }
 
 func TestRenderedConfiguration(t *testing.T) {
-	docs := documented(t, "documented-options.txt")
+	docs := installertest.Documented(t, "documented-options.txt")
 	for _, tc := range []struct {
 		name, base, min string
 		require         bool
@@ -61,11 +63,11 @@ func TestRenderedConfiguration(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ds, conf := fixture(t, tc.base)
-			if _, err := New(ds).Install(context.Background(), newBundle(t, tc.min, tc.require)); err != nil {
+			if _, err := New(ds).Install(context.Background(), installertest.NewBundle(t, tc.min, tc.require)); err != nil {
 				t.Fatal(err)
 			}
 			got, _ := os.ReadFile(conf)
-			golden(t, tc.name+".conf", bytes.ReplaceAll(got, []byte(ds.ConfigDir), []byte("/etc/manticoresearch")))
+			installertest.Golden(t, tc.name+".conf", bytes.ReplaceAll(got, []byte(ds.ConfigDir), []byte("/etc/manticoresearch")))
 			for name, values := range managedDirectives(t, got) {
 				allowed, ok := docs[name]
 				if !ok {
@@ -75,7 +77,7 @@ func TestRenderedConfiguration(t *testing.T) {
 					if name == "searchd.listen" {
 						v = v[strings.LastIndexByte(v, ':')+1:]
 					}
-					if allowed != nil && !contains(allowed, v) {
+					if allowed != nil && !slices.Contains(allowed, v) {
 						t.Errorf("%s = %q: not a documented value (%v)", name, v, allowed)
 					}
 				}
@@ -90,7 +92,7 @@ func TestInstallThenRemoveRestoresTheFile(t *testing.T) {
 			ds, conf := fixture(t, base)
 			orig, _ := os.ReadFile(conf)
 			in := New(ds)
-			res, err := in.Install(context.Background(), newBundle(t, "1.2", true))
+			res, err := in.Install(context.Background(), installertest.NewBundle(t, "1.2", true))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -116,12 +118,12 @@ func TestReinstallIsANoOpWithTheSameOutcome(t *testing.T) {
 	ds, conf := fixture(t, "manticore.conf")
 	ds.AllowRestart, ds.RestartCommand = true, []string{"true"}
 	in := New(ds)
-	b := newBundle(t, "", false)
+	b := installertest.NewBundle(t, "", false)
 	first, err := in.Install(context.Background(), b)
 	if err != nil || first.Outcome != installers.Restarted {
 		t.Fatalf("first install: %v, %v", first, err)
 	}
-	before := stat(t, conf)
+	before := installertest.Stat(t, conf)
 	in.ds.RestartCommand = []string{"false"}
 	second, err := in.Install(context.Background(), b)
 	if err != nil {
@@ -130,18 +132,18 @@ func TestReinstallIsANoOpWithTheSameOutcome(t *testing.T) {
 	if diff := cmp.Diff(first, second); diff != "" {
 		t.Errorf("second install (-first +second):\n%s", diff)
 	}
-	if !sameFile(t, before, conf) {
+	if !installertest.SameFile(t, before, conf) {
 		t.Error("a no-op install rewrote manticore.conf")
 	}
 }
 
 func TestKeyFileIsPrivate(t *testing.T) {
 	ds, _ := fixture(t, "manticore.conf")
-	if _, err := New(ds).Install(context.Background(), newBundle(t, "", false)); err != nil {
+	if _, err := New(ds).Install(context.Background(), installertest.NewBundle(t, "", false)); err != nil {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]os.FileMode{KeyFile: 0o600, CertFile: 0o644, CAFile: 0o644} {
-		if got := stat(t, filepath.Join(ds.ConfigDir, name)).Mode().Perm(); got != want {
+		if got := installertest.Stat(t, filepath.Join(ds.ConfigDir, name)).Mode().Perm(); got != want {
 			t.Errorf("%s mode %v, want %v", name, got, want)
 		}
 	}
@@ -152,15 +154,15 @@ func TestFailedRestartRollsBackAndCarriesTheOutput(t *testing.T) {
 	orig, _ := os.ReadFile(conf)
 	key := filepath.Join(ds.ConfigDir, KeyFile)
 	ds.AllowRestart = true
-	ds.RestartCommand = script(t, "cat '"+key+"' >&2; echo 'FATAL: failed to load ssl_key' >&2; exit 1")
+	ds.RestartCommand = installertest.Script(t, "cat '"+key+"' >&2; echo 'FATAL: failed to load ssl_key' >&2; exit 1")
 	logs, logOpt := logBuffer()
-	b := newBundle(t, "1.2", false)
+	b := installertest.NewBundle(t, "1.2", false)
 	_, err := New(ds, logOpt).Install(context.Background(), b)
 	if err == nil || !strings.Contains(err.Error(), "FATAL: failed to load ssl_key") {
 		t.Fatalf("error %v, want searchd's message", err)
 	}
-	assertNoKey(t, "the error", err.Error(), b)
-	assertNoKey(t, "the log", logs.String(), b)
+	installertest.AssertNoKey(t, "the error", err.Error(), b)
+	installertest.AssertNoKey(t, "the log", logs.String(), b)
 	got, _ := os.ReadFile(conf)
 	if diff := cmp.Diff(string(orig), string(got)); diff != "" {
 		t.Errorf("after rollback (-original +got):\n%s", diff)
@@ -183,7 +185,7 @@ func TestRefusals(t *testing.T) {
 			dir := t.TempDir()
 			conf := filepath.Join(dir, "manticore.conf")
 			os.WriteFile(conf, []byte(tc.conf), 0o644)
-			_, err := New(installers.Datastore{ConfigDir: dir, Port: 9443}).Install(context.Background(), newBundle(t, "", false))
+			_, err := New(installers.Datastore{ConfigDir: dir, Port: 9443}).Install(context.Background(), installertest.NewBundle(t, "", false))
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("error %v, want one with %q", err, tc.wantErr)
 			}

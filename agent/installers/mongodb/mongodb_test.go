@@ -3,6 +3,7 @@ package mongodb
 import (
 	"bytes"
 	"context"
+	"github.com/reconciler-dev/reconciler/agent/installers/installertest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,12 +19,12 @@ import (
 func fixture(t *testing.T, base, version string) (installers.Datastore, string) {
 	t.Helper()
 	dir := t.TempDir()
-	conf := copyFile(t, base, dir, "mongod.conf")
-	return installers.Datastore{Type: "mongodb", Version: version, ConfigDir: dir, Port: 27017, User: currentUser(t)}, conf
+	conf := installertest.CopyFile(t, base, dir, "mongod.conf")
+	return installers.Datastore{Type: "mongodb", Version: version, ConfigDir: dir, Port: 27017, User: installertest.CurrentUser(t)}, conf
 }
 
 func TestRenderedConfiguration(t *testing.T) {
-	docs := documented(t, "documented-options.txt")
+	docs := installertest.Documented(t, "documented-options.txt")
 	for _, tc := range []struct {
 		name, base, version, min string
 		require                  bool
@@ -36,12 +37,12 @@ func TestRenderedConfiguration(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ds, conf := fixture(t, tc.base, tc.version)
-			if _, err := New(ds).Install(context.Background(), newBundle(t, tc.min, tc.require)); err != nil {
+			if _, err := New(ds).Install(context.Background(), installertest.NewBundle(t, tc.min, tc.require)); err != nil {
 				t.Fatal(err)
 			}
 			got, _ := os.ReadFile(conf)
-			golden(t, tc.name+".conf", bytes.ReplaceAll(got, []byte(ds.ConfigDir), []byte("/etc/mongodb")))
-			checkDocumented(t, got, "net.tls", docs)
+			installertest.Golden(t, tc.name+".conf", bytes.ReplaceAll(got, []byte(ds.ConfigDir), []byte("/etc/mongodb")))
+			installertest.CheckDocumented(t, got, "net.tls", docs)
 		})
 	}
 }
@@ -52,7 +53,7 @@ func TestInstallThenRemoveRestoresTheFile(t *testing.T) {
 			ds, conf := fixture(t, base, "6.0")
 			orig, _ := os.ReadFile(conf)
 			in := New(ds)
-			res, err := in.Install(context.Background(), newBundle(t, "1.2", true))
+			res, err := in.Install(context.Background(), installertest.NewBundle(t, "1.2", true))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -76,7 +77,7 @@ func TestInstallThenRemoveRestoresTheFile(t *testing.T) {
 					t.Errorf("left behind: %s", e.Name())
 				}
 			}
-			if info := stat(t, conf); info.Mode().Perm() != 0o640 {
+			if info := installertest.Stat(t, conf); info.Mode().Perm() != 0o640 {
 				t.Errorf("configuration mode %v, want its original 0640", info.Mode().Perm())
 			}
 		})
@@ -85,16 +86,16 @@ func TestInstallThenRemoveRestoresTheFile(t *testing.T) {
 
 func TestReinstallIsANoOpWithTheSameOutcome(t *testing.T) {
 	ds, conf := fixture(t, "mongod.conf", "6.0")
-	ds.AllowRestart, ds.RestartCommand = true, script(t, "exit 0")
+	ds.AllowRestart, ds.RestartCommand = true, installertest.Script(t, "exit 0")
 	in := New(ds)
-	b := newBundle(t, "1.2", true)
+	b := installertest.NewBundle(t, "1.2", true)
 	first, err := in.Install(context.Background(), b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := stat(t, conf)
-	key := stat(t, filepath.Join(ds.ConfigDir, CertificateKeyFile))
-	ds.RestartCommand = script(t, "echo must not run >&2; exit 1")
+	before := installertest.Stat(t, conf)
+	key := installertest.Stat(t, filepath.Join(ds.ConfigDir, CertificateKeyFile))
+	ds.RestartCommand = installertest.Script(t, "echo must not run >&2; exit 1")
 	in.ds = ds
 	second, err := in.Install(context.Background(), b)
 	if err != nil {
@@ -106,7 +107,7 @@ func TestReinstallIsANoOpWithTheSameOutcome(t *testing.T) {
 	if first.Outcome != installers.Restarted {
 		t.Errorf("outcome %s, want Restarted", first.Outcome)
 	}
-	if !sameFile(t, before, conf) || !sameFile(t, key, filepath.Join(ds.ConfigDir, CertificateKeyFile)) {
+	if !installertest.SameFile(t, before, conf) || !installertest.SameFile(t, key, filepath.Join(ds.ConfigDir, CertificateKeyFile)) {
 		t.Error("a no-op install rewrote files")
 	}
 	// A fresh installer (the agent restarted) cannot know whether mongod
@@ -119,18 +120,18 @@ func TestReinstallIsANoOpWithTheSameOutcome(t *testing.T) {
 
 func TestKeyFileIsPrivateAndOwnedByTheDatastoreUser(t *testing.T) {
 	ds, _ := fixture(t, "mongod.conf", "6.0")
-	b := newBundle(t, "", false)
+	b := installertest.NewBundle(t, "", false)
 	if _, err := New(ds).Install(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	key := stat(t, filepath.Join(ds.ConfigDir, CertificateKeyFile))
+	key := installertest.Stat(t, filepath.Join(ds.ConfigDir, CertificateKeyFile))
 	if key.Mode().Perm() != 0o600 {
 		t.Errorf("key file mode %v, want 0600", key.Mode().Perm())
 	}
 	if st, ok := key.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
 		t.Errorf("key file uid %d, want the datastore user's %d", st.Uid, os.Getuid())
 	}
-	if ca := stat(t, filepath.Join(ds.ConfigDir, CAFile)); ca.Mode().Perm() != 0o644 {
+	if ca := installertest.Stat(t, filepath.Join(ds.ConfigDir, CAFile)); ca.Mode().Perm() != 0o644 {
 		t.Errorf("CA file mode %v, want 0644", ca.Mode().Perm())
 	}
 	data, _ := os.ReadFile(filepath.Join(ds.ConfigDir, CertificateKeyFile))
@@ -145,9 +146,9 @@ func TestFailedRestartRollsBackAndCarriesTheOutput(t *testing.T) {
 	keyFile := filepath.Join(ds.ConfigDir, CertificateKeyFile)
 	// The command prints the key file, as a careless wrapper might, then
 	// mongod's own complaint.
-	ds.AllowRestart, ds.RestartCommand = true, script(t, "cat '"+keyFile+"' >&2; echo 'mongod: Failed global initialization: BadValue: bad tls' >&2; exit 48")
+	ds.AllowRestart, ds.RestartCommand = true, installertest.Script(t, "cat '"+keyFile+"' >&2; echo 'mongod: Failed global initialization: BadValue: bad tls' >&2; exit 48")
 	logs, logOpt := logBuffer()
-	b := newBundle(t, "1.2", true)
+	b := installertest.NewBundle(t, "1.2", true)
 	_, err := New(ds, logOpt).Install(context.Background(), b)
 	if err == nil {
 		t.Fatal("install with a failing restart succeeded")
@@ -155,8 +156,8 @@ func TestFailedRestartRollsBackAndCarriesTheOutput(t *testing.T) {
 	if !strings.Contains(err.Error(), "BadValue: bad tls") {
 		t.Errorf("error %q lacks the datastore's message", err)
 	}
-	assertNoKey(t, "the error", err.Error(), b)
-	assertNoKey(t, "the log", logs.String(), b)
+	installertest.AssertNoKey(t, "the error", err.Error(), b)
+	installertest.AssertNoKey(t, "the log", logs.String(), b)
 	got, _ := os.ReadFile(conf)
 	if diff := cmp.Diff(string(orig), string(got)); diff != "" {
 		t.Errorf("configuration after rollback (-original +got):\n%s", diff)
@@ -164,7 +165,7 @@ func TestFailedRestartRollsBackAndCarriesTheOutput(t *testing.T) {
 	if _, err := os.Stat(keyFile); !os.IsNotExist(err) {
 		t.Error("the key file survived the rollback")
 	}
-	if info := stat(t, conf); info.Mode().Perm() != 0o640 {
+	if info := installertest.Stat(t, conf); info.Mode().Perm() != 0o640 {
 		t.Errorf("configuration mode after rollback %v, want 0640", info.Mode().Perm())
 	}
 }
@@ -184,16 +185,16 @@ func TestRotation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ds, conf := fixture(t, "mongod.conf", tc.version)
 			ds.ReloadCommand = tc.reload
-			first := newBundle(t, "1.2", true)
+			first := installertest.NewBundle(t, "1.2", true)
 			if _, err := New(ds).Install(context.Background(), first); err != nil {
 				t.Fatal(err)
 			}
 			confBefore, _ := os.ReadFile(conf)
 			keyBefore, _ := os.ReadFile(filepath.Join(ds.ConfigDir, CertificateKeyFile))
 			logs, logOpt := logBuffer()
-			next := newBundle(t, "1.2", true)
+			next := installertest.NewBundle(t, "1.2", true)
 			res, err := New(ds, logOpt).Install(context.Background(), next)
-			assertNoKey(t, "the log", logs.String(), next)
+			installertest.AssertNoKey(t, "the log", logs.String(), next)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one with %q", err, tc.wantErr)
@@ -230,7 +231,7 @@ func TestRefusals(t *testing.T) {
 		{"MongoDB 4.0", "mongod.conf", "4.0", "needs MongoDB 4.2", nil},
 		{"no version", "mongod.conf", "", "want major.minor", nil},
 		{"key of another certificate", "mongod.conf", "6.0", "does not match the certificate", func(b installers.Bundle) installers.Bundle {
-			b.Key = newBundle(t, "", false).Key
+			b.Key = installertest.NewBundle(t, "", false).Key
 			return b
 		}},
 		{"TLS 1.1", "mongod.conf", "6.0", "minVersion", func(b installers.Bundle) installers.Bundle { b.MinVersion = "1.1"; return b }},
@@ -241,10 +242,10 @@ func TestRefusals(t *testing.T) {
 			if tc.base == "" {
 				os.WriteFile(conf, []byte("net:\n  port: 27017\n  ssl:\n    mode: disabled\n"), 0o644)
 			} else {
-				copyFile(t, tc.base, dir, "mongod.conf")
+				installertest.CopyFile(t, tc.base, dir, "mongod.conf")
 			}
 			orig, _ := os.ReadFile(conf)
-			b := newBundle(t, "", false)
+			b := installertest.NewBundle(t, "", false)
 			if tc.bundle != nil {
 				b = tc.bundle(b)
 			}
@@ -253,7 +254,7 @@ func TestRefusals(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("error %v, want one with %q", err, tc.wantErr)
 			}
-			assertNoKey(t, "the error", err.Error(), b)
+			installertest.AssertNoKey(t, "the error", err.Error(), b)
 			got, _ := os.ReadFile(conf)
 			entries, _ := os.ReadDir(dir)
 			if !bytes.Equal(orig, got) || len(entries) != 1 {
@@ -265,12 +266,12 @@ func TestRefusals(t *testing.T) {
 
 func TestRemoveWithNothingInstalled(t *testing.T) {
 	ds, conf := fixture(t, "mongod.conf", "6.0")
-	before := stat(t, conf)
+	before := installertest.Stat(t, conf)
 	res, err := New(ds).Remove(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Outcome != installers.Reloaded || !sameFile(t, before, conf) {
+	if res.Outcome != installers.Reloaded || !installertest.SameFile(t, before, conf) {
 		t.Errorf("remove on a plaintext host: %+v", res)
 	}
 }
