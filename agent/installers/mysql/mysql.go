@@ -108,7 +108,7 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 	if err != nil {
 		return nil, fmt.Errorf("install %s tls: %w", i.ds.Type, err)
 	}
-	f := newTx(i.ds.User)
+	f := &installers.Files{Owner: i.ds.User}
 	res := &installers.Result{}
 	write := func(name string, data []byte, mode fs.FileMode) error {
 		path := filepath.Join(i.ds.ConfigDir, name)
@@ -165,7 +165,7 @@ func sameVersions(a, b string) bool {
 // apply makes the server take the files written in f. want is the bundle
 // installed, nil for a removal. On failure it rolls back and re-applies
 // the previous state, and returns the server's message.
-func (i *Installer) apply(ctx context.Context, f *tx, srv Server, st Settings, want *checked) (installers.Outcome, string, error) {
+func (i *Installer) apply(ctx context.Context, f *installers.Files, srv Server, st Settings, want *checked) (installers.Outcome, string, error) {
 	lv, err := i.live(ctx, srv)
 	if err != nil {
 		return "", "", i.undo(ctx, f, nil, err)
@@ -266,7 +266,7 @@ func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("remove %s tls: %w", i.ds.Type, err)
 	}
-	f := newTx(i.ds.User)
+	f := &installers.Files{Owner: i.ds.User}
 	res := &installers.Result{}
 	// The fragment first: the server must never start with paths to
 	// files that are gone.
@@ -300,7 +300,7 @@ func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
 // gets its variables and a reload, MariaDB a FLUSH SSL of the old files,
 // a restarted server another restart. It returns cause with any failure
 // of its own.
-func (i *Installer) undo(ctx context.Context, f *tx, prev *live, cause error) error {
+func (i *Installer) undo(ctx context.Context, f *installers.Files, prev *live, cause error) error {
 	errs := []error{cause}
 	if err := f.Rollback(); err != nil {
 		errs = append(errs, err)

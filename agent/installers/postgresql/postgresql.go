@@ -116,7 +116,7 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 		return nil, fmt.Errorf("install postgresql tls: %w", err)
 	}
 
-	f := newTx(i.ds.User)
+	f := &installers.Files{Owner: i.ds.User}
 	res := &installers.Result{}
 	write := func(name string, data []byte, mode fs.FileMode) error {
 		path := filepath.Join(i.ds.ConfigDir, name)
@@ -160,7 +160,7 @@ func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("remove postgresql tls: %w", err)
 	}
-	f := newTx(i.ds.User)
+	f := &installers.Files{Owner: i.ds.User}
 	res := &installers.Result{}
 	// The fragment first: the server must never read ssl = on without its files.
 	for _, name := range []string{ConfFile, CertFile, KeyFile, CAFile} {
@@ -189,7 +189,7 @@ func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
 	return res, nil
 }
 
-func (i *Installer) writeHBA(f *tx, path string, require bool, res *installers.Result) error {
+func (i *Installer) writeHBA(f *installers.Files, path string, require bool, res *installers.Result) error {
 	old, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read pg_hba.conf: %w", err)
@@ -214,7 +214,7 @@ func (i *Installer) writeHBA(f *tx, path string, require bool, res *installers.R
 // RestartRequired. want is the bundle installed, nil for a removal. On
 // failure it rolls f back, re-applies the old files and returns the
 // reason.
-func (i *Installer) apply(ctx context.Context, f *tx, major int, want *checked) (installers.Outcome, string, error) {
+func (i *Installer) apply(ctx context.Context, f *installers.Files, major int, want *checked) (installers.Outcome, string, error) {
 	if major < 10 {
 		if !f.Changed() && !i.ds.AllowRestart {
 			return installers.RestartRequired, "unchanged; PostgreSQL before 10 reads TLS files only at start", nil
@@ -260,7 +260,7 @@ func (i *Installer) apply(ctx context.Context, f *tx, major int, want *checked) 
 // undo rolls the files back, reloads (or restarts) the server onto them
 // when it had already been told about the new ones, and returns cause
 // with any failure of its own.
-func (i *Installer) undo(ctx context.Context, f *tx, reapply bool, cause error) error {
+func (i *Installer) undo(ctx context.Context, f *installers.Files, reapply bool, cause error) error {
 	errs := []error{cause}
 	if err := f.Rollback(); err != nil {
 		errs = append(errs, err)
