@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"github.com/reconciler-dev/reconciler/agent/installers/confedit"
 	"io/fs"
@@ -44,13 +41,8 @@ var _ installers.Installer = (*Installer)(nil)
 // Installer turns client-to-node TLS on and off for one Cassandra node.
 // It is used by one goroutine at a time.
 type Installer struct {
-	ds         installers.Datastore
-	configFile string
-	tlsDir     string
-	log        *slog.Logger
-
-	lastKey [32]byte
-	last    *installers.Result
+	installers.Restarts
+	tlsDir string
 }
 
 // Option configures an Installer.
@@ -58,7 +50,7 @@ type Option func(*Installer)
 
 // WithConfigFile sets the cassandra.yaml the installer edits; the default
 // is cassandra.yaml in the datastore's ConfigDir.
-func WithConfigFile(path string) Option { return func(i *Installer) { i.configFile = path } }
+func WithConfigFile(path string) Option { return func(i *Installer) { i.Config = path } }
 
 // WithTLSDir sets the directory of the key and trust stores; the default
 // is the datastore's ConfigDir. It must exist.
@@ -66,21 +58,20 @@ func WithTLSDir(dir string) Option { return func(i *Installer) { i.tlsDir = dir 
 
 // WithLogger sets the logger; nil, the default, discards. Neither keys nor
 // store passwords are ever logged.
-func WithLogger(l *slog.Logger) Option { return func(i *Installer) { i.log = l } }
+func WithLogger(l *slog.Logger) Option { return func(i *Installer) { i.Log = l } }
 
 // New returns the installer for the Cassandra node that ds describes.
 // ds.Version (4.0 or later) chooses PEM (4.1+) or PKCS #12 (4.0).
 func New(ds installers.Datastore, opts ...Option) *Installer {
 	i := &Installer{
-		ds:         ds,
-		configFile: filepath.Join(ds.ConfigDir, "cassandra.yaml"),
-		tlsDir:     ds.ConfigDir,
+		Restarts: installers.Restarts{DS: ds, Server: "Cassandra", Config: filepath.Join(ds.ConfigDir, "cassandra.yaml")},
+		tlsDir:   ds.ConfigDir,
 	}
 	for _, o := range opts {
 		o(i)
 	}
-	if i.log == nil {
-		i.log = slog.New(slog.DiscardHandler)
+	if i.Log == nil {
+		i.Log = slog.New(slog.DiscardHandler)
 	}
 	return i
 }
@@ -106,7 +97,7 @@ type storeFile struct {
 // restart; a certificate rotation is picked up by Cassandra's own reload
 // of its stores (4.0+), at once when ds.ReloadCommand is set.
 func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installers.Result, error) {
-	v, err := installers.ParseVersion(i.ds.Version)
+	v, err := installers.ParseVersion(i.DS.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -123,21 +114,21 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 	} else if st, err = i.pkcs12Stores(m); err != nil {
 		return nil, err
 	}
-	src, err := os.ReadFile(i.configFile)
+	src, err := os.ReadFile(i.Config)
 	if err != nil {
 		return nil, fmt.Errorf("read cassandra.yaml: %w", err)
 	}
 	cfg, err := setClientEncryption(src, i.render(v, b, st.password))
 	if err != nil {
-		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
+		return nil, fmt.Errorf("edit %s: %w", i.Config, err)
 	}
 	_, _, wasOn, err := clientBlock.Find(src, confedit.SplitLines(src))
 	if err != nil {
-		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
+		return nil, fmt.Errorf("edit %s: %w", i.Config, err)
 	}
-	key := digest("install", cfg, m.KeyPEM, m.CertPEM, m.ChainPEM)
+	key := installers.Digest("install", cfg, m.KeyPEM, m.CertPEM, m.ChainPEM)
 
-	t := installers.NewTx(i.ds.User)
+	t := installers.NewTx(i.DS.User)
 	for _, f := range st.files {
 		if err = t.Write(i.path(f.name), f.data, f.mode, f.secret); err != nil {
 			break
@@ -149,27 +140,27 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 		}
 	}
 	if err == nil {
-		err = t.WriteConfig(i.configFile, cfg)
+		err = t.WriteConfig(i.Config, cfg)
 	}
 	if err != nil {
-		return nil, i.fail(t, err)
+		return nil, i.Fail(t, err)
 	}
 	if !t.MaterialChanged && !t.ConfigChanged {
-		return i.repeat(key, "the stores and cassandra.yaml are already in place"), nil
+		return i.Repeat(key, "the stores and cassandra.yaml are already in place"), nil
 	}
 	secrets := [][]byte{b.Key.Bytes(), m.KeyPEM, []byte(st.password)}
 	var res *installers.Result
 	switch {
 	case t.ConfigChanged || !wasOn:
-		res, err = i.restart(ctx, t, "serve TLS to clients", secrets)
+		res, err = i.Restart(ctx, t, "serve TLS to clients", secrets)
 		if err == nil && st.password != "" {
-			if info, serr := os.Stat(i.configFile); serr == nil && info.Mode().Perm()&0o004 != 0 {
-				res.Message += "; cassandra.yaml is world-readable and Cassandra 4.0 needs the keystore password in it: make it 0640, group " + orDefault(i.ds.User, "cassandra")
+			if info, serr := os.Stat(i.Config); serr == nil && info.Mode().Perm()&0o004 != 0 {
+				res.Message += "; cassandra.yaml is world-readable and Cassandra 4.0 needs the keystore password in it: make it 0640, group " + orDefault(i.DS.User, "cassandra")
 			}
 		}
-	case len(i.ds.ReloadCommand) > 0:
-		if err = installers.RunCommand(ctx, i.ds.ReloadCommand, secrets...); err != nil {
-			return nil, i.fail(t, fmt.Errorf("reload the stores (datastore.reloadCommand): %w", err))
+	case len(i.DS.ReloadCommand) > 0:
+		if err = installers.RunCommand(ctx, i.DS.ReloadCommand, secrets...); err != nil {
+			return nil, i.Fail(t, fmt.Errorf("reload the stores (datastore.reloadCommand): %w", err))
 		}
 		res = &installers.Result{Outcome: installers.Reloaded, Message: "Cassandra reloaded its stores and serves the new certificate"}
 	default:
@@ -178,28 +169,28 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 	if err != nil {
 		return nil, err
 	}
-	return i.done(t, key, res, "install", b.Serial), nil
+	return i.Done(t, key, res, "install", b.Serial), nil
 }
 
 // Remove takes the client_encryption_options entry out of cassandra.yaml,
 // putting back what it replaced byte for byte, and deletes every store.
 // Turning TLS off needs a restart.
 func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
-	src, err := os.ReadFile(i.configFile)
+	src, err := os.ReadFile(i.Config)
 	if err != nil {
 		return nil, fmt.Errorf("read cassandra.yaml: %w", err)
 	}
 	cfg, wasOn, err := clientBlock.Remove(src)
 	if err != nil {
-		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
+		return nil, fmt.Errorf("edit %s: %w", i.Config, err)
 	}
-	key := digest("remove", cfg)
-	t := installers.NewTx(i.ds.User)
+	key := installers.Digest("remove", cfg)
+	t := installers.NewTx(i.DS.User)
 	if wasOn {
 		// The previous version is the TLS configuration itself (with the
 		// keystore password, on Cassandra 4.0): it goes with the rest.
-		err = t.WriteConfig(i.configFile, cfg)
-		t.Secrets = append(t.Secrets, i.configFile)
+		err = t.WriteConfig(i.Config, cfg)
+		t.Secrets = append(t.Secrets, i.Config)
 	}
 	for _, name := range []string{KeystorePEM, TruststorePEM, KeystoreP12, TruststoreP12, KeystorePassword} {
 		if err == nil {
@@ -207,11 +198,11 @@ func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
 		}
 	}
 	if err != nil {
-		return nil, i.fail(t, err)
+		return nil, i.Fail(t, err)
 	}
 	if !t.MaterialChanged && !t.ConfigChanged {
-		if i.last != nil && i.lastKey == key {
-			return i.repeat(key, ""), nil
+		if i.Remembers(key) {
+			return i.Repeat(key, ""), nil
 		}
 		return &installers.Result{Outcome: installers.Reloaded, Message: "TLS is not configured; nothing to remove"}, nil
 	}
@@ -219,11 +210,11 @@ func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
 	if t.ConfigChanged {
 		// Cassandra logs a failed store reload every 10 minutes until
 		// then; the restart the result asks for ends that.
-		if res, err = i.restart(ctx, t, "stop serving TLS", nil); err != nil {
+		if res, err = i.Restart(ctx, t, "stop serving TLS", nil); err != nil {
 			return nil, err
 		}
 	}
-	return i.done(t, key, res, "remove", ""), nil
+	return i.Done(t, key, res, "remove", ""), nil
 }
 
 // pemStores is the 4.1+ layout: PEM files, the key unencrypted (the file
@@ -326,15 +317,15 @@ func (i *Installer) render(v installers.Version, b installers.Bundle, password s
 		lines = append(lines,
 			"  ssl_context_factory:",
 			"    class_name: "+PEMFactory,
-			"  keystore: "+quote(i.path(KeystorePEM)),
-			"  truststore: "+quote(i.path(TruststorePEM)),
+			"  keystore: "+confedit.Quote(i.path(KeystorePEM)),
+			"  truststore: "+confedit.Quote(i.path(TruststorePEM)),
 		)
 	} else {
 		lines = append(lines,
-			"  keystore: "+quote(i.path(KeystoreP12)),
-			"  keystore_password: "+quote(password),
-			"  truststore: "+quote(i.path(TruststoreP12)),
-			"  truststore_password: "+quote(password),
+			"  keystore: "+confedit.Quote(i.path(KeystoreP12)),
+			"  keystore_password: "+confedit.Quote(password),
+			"  truststore: "+confedit.Quote(i.path(TruststoreP12)),
+			"  truststore_password: "+confedit.Quote(password),
 			"  store_type: PKCS12",
 			"  protocol: TLS",
 		)
@@ -367,79 +358,9 @@ func setClientEncryption(src []byte, live []string) ([]byte, error) {
 	return clientBlock.Splice(src, lines[first].Start, lines[last].End, "", blockNote, live), nil
 }
 
-// quote writes s as a YAML double-quoted scalar (JSON strings are YAML).
-func quote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
-}
-
 func orDefault(s, def string) string {
 	if s == "" {
 		return def
 	}
 	return s
-}
-
-// restart restarts Cassandra when the agent may, and otherwise reports
-// that a restart is needed to do what.
-func (i *Installer) restart(ctx context.Context, t *installers.Tx, what string, secrets [][]byte) (*installers.Result, error) {
-	if i.ds.AllowRestart && len(i.ds.RestartCommand) > 0 {
-		if err := installers.RunCommand(ctx, i.ds.RestartCommand, secrets...); err != nil {
-			return nil, i.fail(t, fmt.Errorf("restart cassandra (datastore.restartCommand): %w", err))
-		}
-		return &installers.Result{Outcome: installers.Restarted, Message: "restarted Cassandra to " + what}, nil
-	}
-	return &installers.Result{Outcome: installers.RestartRequired, Message: "restart Cassandra to " + what}, nil
-}
-
-// fail rolls every file back and returns err, with any rollback failure.
-func (i *Installer) fail(t *installers.Tx, err error) error {
-	if rerr := t.Rollback(); rerr != nil {
-		err = errors.Join(err, rerr)
-	}
-	i.log.Warn("cassandra TLS change rolled back", "config", i.configFile, "error", err)
-	return err
-}
-
-// done commits and remembers the result, so that repeating the same call
-// reports it again.
-func (i *Installer) done(t *installers.Tx, key [32]byte, res *installers.Result, op, serial string) *installers.Result {
-	if err := t.Commit(); err != nil {
-		i.log.Warn("cassandra: could not delete previous key material", "error", err)
-	}
-	res.Files = t.Touched
-	i.last, i.lastKey = res, key
-	i.log.Info("cassandra TLS "+op, "config", i.configFile, "outcome", string(res.Outcome), "files", res.Files, "serial", serial)
-	r := *res
-	return &r
-}
-
-// repeat answers a call that changed nothing: the outcome of the call that
-// made the change, when this installer made it, or else what the files
-// on disk imply.
-func (i *Installer) repeat(key [32]byte, why string) *installers.Result {
-	if i.last != nil && i.lastKey == key {
-		r := *i.last
-		return &r
-	}
-	return &installers.Result{
-		Outcome: installers.RestartRequired,
-		Message: why + "; if Cassandra has not restarted since they were written, restart it",
-	}
-}
-
-func digest(parts ...any) [32]byte {
-	h := sha256.New()
-	for _, p := range parts {
-		switch p := p.(type) {
-		case string:
-			fmt.Fprintf(h, "%d:%s", len(p), p)
-		case []byte:
-			fmt.Fprintf(h, "%d:", len(p))
-			h.Write(p)
-		}
-	}
-	var out [32]byte
-	h.Sum(out[:0])
-	return out
 }

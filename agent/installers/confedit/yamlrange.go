@@ -2,6 +2,7 @@ package confedit
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 )
 
@@ -72,4 +73,10 @@ func EntryRange(src []byte, lines []LineSpan, from, to, indent int, key string) 
 		break
 	}
 	return first, last, true, nil
+}
+
+// Quote writes s as a YAML double-quoted scalar (JSON strings are YAML).
+func Quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }

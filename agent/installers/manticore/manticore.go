@@ -3,7 +3,6 @@ package manticore
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"github.com/reconciler-dev/reconciler/agent/installers/confedit"
@@ -32,14 +31,9 @@ var _ installers.Installer = (*Installer)(nil)
 // Installer turns HTTPS on and off for one Manticore Search daemon. It is
 // used by one goroutine at a time.
 type Installer struct {
-	ds         installers.Datastore
-	configFile string
-	tlsDir     string
-	listen     string
-	log        *slog.Logger
-
-	lastKey [32]byte
-	last    *installers.Result
+	installers.Restarts
+	tlsDir string
+	listen string
 }
 
 // Option configures an Installer.
@@ -47,7 +41,7 @@ type Option func(*Installer)
 
 // WithConfigFile sets the manticore.conf the installer edits; the default
 // is manticore.conf in the datastore's ConfigDir.
-func WithConfigFile(path string) Option { return func(i *Installer) { i.configFile = path } }
+func WithConfigFile(path string) Option { return func(i *Installer) { i.Config = path } }
 
 // WithTLSDir sets the directory of the certificate, key and CA files; the
 // default is the datastore's ConfigDir. It must exist.
@@ -59,14 +53,13 @@ func WithListen(addr string) Option { return func(i *Installer) { i.listen = add
 
 // WithLogger sets the logger; nil, the default, discards. Nothing secret
 // is ever logged.
-func WithLogger(l *slog.Logger) Option { return func(i *Installer) { i.log = l } }
+func WithLogger(l *slog.Logger) Option { return func(i *Installer) { i.Log = l } }
 
 // New returns the installer for the searchd that ds describes.
 func New(ds installers.Datastore, opts ...Option) *Installer {
 	i := &Installer{
-		ds:         ds,
-		configFile: filepath.Join(ds.ConfigDir, "manticore.conf"),
-		tlsDir:     ds.ConfigDir,
+		Restarts: installers.Restarts{DS: ds, Server: "searchd", Config: filepath.Join(ds.ConfigDir, "manticore.conf")},
+		tlsDir:   ds.ConfigDir,
 	}
 	if ds.Port > 0 {
 		i.listen = strconv.Itoa(ds.Port)
@@ -74,8 +67,8 @@ func New(ds installers.Datastore, opts ...Option) *Installer {
 	for _, o := range opts {
 		o(i)
 	}
-	if i.log == nil {
-		i.log = slog.New(slog.DiscardHandler)
+	if i.Log == nil {
+		i.Log = slog.New(slog.DiscardHandler)
 	}
 	return i
 }
@@ -94,17 +87,17 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 	if err != nil {
 		return nil, err
 	}
-	src, err := os.ReadFile(i.configFile)
+	src, err := os.ReadFile(i.Config)
 	if err != nil {
 		return nil, fmt.Errorf("read manticore configuration: %w", err)
 	}
 	cfg, err := setSearchd(src, live, i.listenPort())
 	if err != nil {
-		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
+		return nil, fmt.Errorf("edit %s: %w", i.Config, err)
 	}
-	key := digest("install", cfg, m.KeyPEM, m.CertPEM, m.ChainPEM)
+	key := installers.Digest("install", cfg, m.KeyPEM, m.CertPEM, m.ChainPEM)
 
-	t := installers.NewTx(i.ds.User)
+	t := installers.NewTx(i.DS.User)
 	err = t.Write(i.path(KeyFile), m.KeyPEM, 0o600, true)
 	if err == nil {
 		err = t.Write(i.path(CertFile), m.CertPEM, 0o644, false)
@@ -113,15 +106,15 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 		err = t.Write(i.path(CAFile), m.ChainPEM, 0o644, false)
 	}
 	if err == nil {
-		err = t.WriteConfig(i.configFile, cfg)
+		err = t.WriteConfig(i.Config, cfg)
 	}
 	if err != nil {
-		return nil, i.fail(t, err)
+		return nil, i.Fail(t, err)
 	}
 	if !t.MaterialChanged && !t.ConfigChanged {
-		return i.repeat(key, "the TLS files and configuration are already in place"), nil
+		return i.Repeat(key, "the TLS files and configuration are already in place"), nil
 	}
-	res, err := i.restart(ctx, t, "serve HTTPS on "+i.listen, [][]byte{b.Key.Bytes(), m.KeyPEM})
+	res, err := i.Restart(ctx, t, "serve HTTPS on "+i.listen, [][]byte{b.Key.Bytes(), m.KeyPEM})
 	if err != nil {
 		return nil, err
 	}
@@ -136,26 +129,26 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 	if len(caveats) > 0 {
 		res.Message += "; " + strings.Join(caveats, "; ")
 	}
-	return i.done(t, key, res, "install", b.Serial), nil
+	return i.Done(t, key, res, "install", b.Serial), nil
 }
 
 // Remove takes the managed block out of the searchd section, leaving
 // manticore.conf byte for byte as it was, and deletes the TLS files.
 // searchd needs a restart to stop serving HTTPS.
 func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
-	src, err := os.ReadFile(i.configFile)
+	src, err := os.ReadFile(i.Config)
 	if err != nil {
 		return nil, fmt.Errorf("read manticore configuration: %w", err)
 	}
 	cfg, wasOn, err := searchdBlock.Remove(src)
 	if err != nil {
-		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
+		return nil, fmt.Errorf("edit %s: %w", i.Config, err)
 	}
-	key := digest("remove", cfg)
-	t := installers.NewTx(i.ds.User)
+	key := installers.Digest("remove", cfg)
+	t := installers.NewTx(i.DS.User)
 	if wasOn {
-		err = t.WriteConfig(i.configFile, cfg)
-		t.Secrets = append(t.Secrets, i.configFile)
+		err = t.WriteConfig(i.Config, cfg)
+		t.Secrets = append(t.Secrets, i.Config)
 	}
 	for _, name := range []string{KeyFile, CertFile, CAFile} {
 		if err == nil {
@@ -163,21 +156,21 @@ func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
 		}
 	}
 	if err != nil {
-		return nil, i.fail(t, err)
+		return nil, i.Fail(t, err)
 	}
 	if !t.MaterialChanged && !t.ConfigChanged {
-		if i.last != nil && i.lastKey == key {
-			return i.repeat(key, ""), nil
+		if i.Remembers(key) {
+			return i.Repeat(key, ""), nil
 		}
 		return &installers.Result{Outcome: installers.Reloaded, Message: "TLS is not configured; nothing to remove"}, nil
 	}
 	res := &installers.Result{Outcome: installers.Reloaded, Message: "removed TLS files left behind; manticore.conf had no TLS block"}
 	if t.ConfigChanged {
-		if res, err = i.restart(ctx, t, "stop serving HTTPS", nil); err != nil {
+		if res, err = i.Restart(ctx, t, "stop serving HTTPS", nil); err != nil {
 			return nil, err
 		}
 	}
-	return i.done(t, key, res, "remove", ""), nil
+	return i.Done(t, key, res, "remove", ""), nil
 }
 
 // render is the managed block's directives. Values in manticore.conf are
@@ -321,68 +314,4 @@ func lineNo(lines []confedit.LineSpan, l confedit.LineSpan) int {
 		}
 	}
 	return 0
-}
-
-// restart restarts searchd when the agent may, and otherwise reports that
-// a restart is needed to do what.
-func (i *Installer) restart(ctx context.Context, t *installers.Tx, what string, secrets [][]byte) (*installers.Result, error) {
-	if i.ds.AllowRestart && len(i.ds.RestartCommand) > 0 {
-		if err := installers.RunCommand(ctx, i.ds.RestartCommand, secrets...); err != nil {
-			return nil, i.fail(t, fmt.Errorf("restart searchd (datastore.restartCommand): %w", err))
-		}
-		return &installers.Result{Outcome: installers.Restarted, Message: "restarted searchd to " + what}, nil
-	}
-	return &installers.Result{Outcome: installers.RestartRequired, Message: "restart searchd to " + what}, nil
-}
-
-// fail rolls every file back and returns err, with any rollback failure.
-func (i *Installer) fail(t *installers.Tx, err error) error {
-	if rerr := t.Rollback(); rerr != nil {
-		err = errors.Join(err, rerr)
-	}
-	i.log.Warn("manticore TLS change rolled back", "config", i.configFile, "error", err)
-	return err
-}
-
-// done commits and remembers the result, so that repeating the same call
-// reports it again.
-func (i *Installer) done(t *installers.Tx, key [32]byte, res *installers.Result, op, serial string) *installers.Result {
-	if err := t.Commit(); err != nil {
-		i.log.Warn("manticore: could not delete previous key material", "error", err)
-	}
-	res.Files = t.Touched
-	i.last, i.lastKey = res, key
-	i.log.Info("manticore TLS "+op, "config", i.configFile, "outcome", string(res.Outcome), "files", res.Files, "serial", serial)
-	r := *res
-	return &r
-}
-
-// repeat answers a call that changed nothing: the outcome of the call that
-// made the change, when this installer made it, or else what the files
-// on disk imply.
-func (i *Installer) repeat(key [32]byte, why string) *installers.Result {
-	if i.last != nil && i.lastKey == key {
-		r := *i.last
-		return &r
-	}
-	return &installers.Result{
-		Outcome: installers.RestartRequired,
-		Message: why + "; if searchd has not restarted since they were written, restart it",
-	}
-}
-
-func digest(parts ...any) [32]byte {
-	h := sha256.New()
-	for _, p := range parts {
-		switch p := p.(type) {
-		case string:
-			fmt.Fprintf(h, "%d:%s", len(p), p)
-		case []byte:
-			fmt.Fprintf(h, "%d:", len(p))
-			h.Write(p)
-		}
-	}
-	var out [32]byte
-	h.Sum(out[:0])
-	return out
 }

@@ -124,7 +124,7 @@ func TestReinstallIsANoOpWithTheSameOutcome(t *testing.T) {
 		t.Fatalf("first install: %v, %v", first, err)
 	}
 	before := installertest.Stat(t, conf)
-	in.ds.RestartCommand = []string{"false"}
+	in.DS.RestartCommand = []string{"false"}
 	second, err := in.Install(context.Background(), b)
 	if err != nil {
 		t.Fatal(err)

@@ -3,9 +3,6 @@ package mongodb
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"github.com/reconciler-dev/reconciler/agent/installers/confedit"
 	"log/slog"
@@ -32,13 +29,8 @@ var _ installers.Installer = (*Installer)(nil)
 // Installer turns TLS on and off for one mongod. It is used by one
 // goroutine at a time.
 type Installer struct {
-	ds         installers.Datastore
-	configFile string
-	tlsDir     string
-	log        *slog.Logger
-
-	lastKey [32]byte
-	last    *installers.Result
+	installers.Restarts
+	tlsDir string
 }
 
 // Option configures an Installer.
@@ -46,7 +38,7 @@ type Option func(*Installer)
 
 // WithConfigFile sets the mongod configuration file the installer edits;
 // the default is mongod.conf in the datastore's ConfigDir.
-func WithConfigFile(path string) Option { return func(i *Installer) { i.configFile = path } }
+func WithConfigFile(path string) Option { return func(i *Installer) { i.Config = path } }
 
 // WithTLSDir sets the directory of the key and CA files; the default is
 // the datastore's ConfigDir. It must exist.
@@ -54,21 +46,20 @@ func WithTLSDir(dir string) Option { return func(i *Installer) { i.tlsDir = dir 
 
 // WithLogger sets the logger; nil, the default, discards. Nothing secret
 // is ever logged.
-func WithLogger(l *slog.Logger) Option { return func(i *Installer) { i.log = l } }
+func WithLogger(l *slog.Logger) Option { return func(i *Installer) { i.Log = l } }
 
 // New returns the installer for the mongod that ds describes. ds.Version
 // (4.2 or later) decides whether a rotation can use rotateCertificates.
 func New(ds installers.Datastore, opts ...Option) *Installer {
 	i := &Installer{
-		ds:         ds,
-		configFile: filepath.Join(ds.ConfigDir, "mongod.conf"),
-		tlsDir:     ds.ConfigDir,
+		Restarts: installers.Restarts{DS: ds, Server: "mongod", Config: filepath.Join(ds.ConfigDir, "mongod.conf")},
+		tlsDir:   ds.ConfigDir,
 	}
 	for _, o := range opts {
 		o(i)
 	}
-	if i.log == nil {
-		i.log = slog.New(slog.DiscardHandler)
+	if i.Log == nil {
+		i.Log = slog.New(slog.DiscardHandler)
 	}
 	return i
 }
@@ -82,7 +73,7 @@ func (i *Installer) caPath() string  { return filepath.Join(i.tlsDir, CAFile) }
 // already serves TLS runs ds.ReloadCommand (which should run the
 // rotateCertificates admin command) when one is configured.
 func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installers.Result, error) {
-	v, err := installers.ParseVersion(i.ds.Version)
+	v, err := installers.ParseVersion(i.DS.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -94,75 +85,75 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 		return nil, err
 	}
 	keyFile := append(append([]byte{}, m.KeyPEM...), m.CertPEM...)
-	src, err := os.ReadFile(i.configFile)
+	src, err := os.ReadFile(i.Config)
 	if err != nil {
 		return nil, fmt.Errorf("read mongod configuration: %w", err)
 	}
 	live := func(step string) []string { return i.render(b, step) }
 	cfg, err := setTLS(src, live)
 	if err != nil {
-		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
+		return nil, fmt.Errorf("edit %s: %w", i.Config, err)
 	}
 	_, _, wasOn, err := tlsBlock.Find(src, confedit.SplitLines(src))
 	if err != nil {
-		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
+		return nil, fmt.Errorf("edit %s: %w", i.Config, err)
 	}
-	key := digest("install", cfg, keyFile, m.ChainPEM)
+	key := installers.Digest("install", cfg, keyFile, m.ChainPEM)
 
-	t := installers.NewTx(i.ds.User)
+	t := installers.NewTx(i.DS.User)
 	err = t.Write(i.keyPath(), keyFile, 0o600, true)
 	if err == nil {
 		err = t.Write(i.caPath(), m.ChainPEM, 0o644, false)
 	}
 	if err == nil {
-		err = t.WriteConfig(i.configFile, cfg)
+		err = t.WriteConfig(i.Config, cfg)
 	}
 	if err != nil {
-		return nil, i.fail(t, err)
+		return nil, i.Fail(t, err)
 	}
 	if !t.MaterialChanged && !t.ConfigChanged {
-		return i.repeat(key, "the TLS files and configuration are already in place"), nil
+		return i.Repeat(key, "the TLS files and configuration are already in place"), nil
 	}
 	secrets := [][]byte{b.Key.Bytes(), m.KeyPEM}
 	var res *installers.Result
 	switch {
 	case t.ConfigChanged || !wasOn:
-		res, err = i.restart(ctx, t, "serve TLS with the new configuration", secrets)
-	case v.AtLeast(5, 0) && len(i.ds.ReloadCommand) > 0:
-		if err = installers.RunCommand(ctx, i.ds.ReloadCommand, secrets...); err != nil {
-			return nil, i.fail(t, fmt.Errorf("rotate certificates (datastore.reloadCommand): %w", err))
+		res, err = i.Restart(ctx, t, "serve TLS with the new configuration", secrets)
+	case v.AtLeast(5, 0) && len(i.DS.ReloadCommand) > 0:
+		if err = installers.RunCommand(ctx, i.DS.ReloadCommand, secrets...); err != nil {
+			return nil, i.Fail(t, fmt.Errorf("rotate certificates (datastore.reloadCommand): %w", err))
 		}
 		res = &installers.Result{Outcome: installers.Reloaded, Message: "mongod rotated to the new certificate (rotateCertificates)"}
 	case v.AtLeast(5, 0):
-		res, err = i.restart(ctx, t, "serve the new certificate (or set datastore.reloadCommand to a mongosh command that runs db.adminCommand({rotateCertificates: 1}) to rotate without a restart)", secrets)
+		res, err = i.Restart(ctx, t, "serve the new certificate (or set datastore.reloadCommand to a mongosh command that runs db.adminCommand({rotateCertificates: 1}) to rotate without a restart)", secrets)
 	default:
-		res, err = i.restart(ctx, t, "serve the new certificate (MongoDB before 5.0 has no rotateCertificates)", secrets)
+		res, err = i.Restart(ctx, t, "serve the new certificate (MongoDB before 5.0 has no rotateCertificates)", secrets)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return i.done(t, key, res, "install", b.Serial), nil
+	return i.Done(t, key, res, "install", b.Serial), nil
 }
 
 // Remove takes the net.tls block out of mongod.conf, putting back what
 // it replaced byte for byte, and deletes the key and CA files. Turning
 // TLS off needs a restart.
 func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
-	src, err := os.ReadFile(i.configFile)
+	src, err := os.ReadFile(i.Config)
 	if err != nil {
 		return nil, fmt.Errorf("read mongod configuration: %w", err)
 	}
 	cfg, wasOn, err := tlsBlock.Remove(src)
 	if err != nil {
-		return nil, fmt.Errorf("edit %s: %w", i.configFile, err)
+		return nil, fmt.Errorf("edit %s: %w", i.Config, err)
 	}
-	key := digest("remove", cfg)
-	t := installers.NewTx(i.ds.User)
+	key := installers.Digest("remove", cfg)
+	t := installers.NewTx(i.DS.User)
 	if wasOn {
 		// The previous version is the TLS configuration itself: it goes
 		// with the rest.
-		err = t.WriteConfig(i.configFile, cfg)
-		t.Secrets = append(t.Secrets, i.configFile)
+		err = t.WriteConfig(i.Config, cfg)
+		t.Secrets = append(t.Secrets, i.Config)
 	}
 	if err == nil {
 		err = t.Remove(i.keyPath())
@@ -171,21 +162,21 @@ func (i *Installer) Remove(ctx context.Context) (*installers.Result, error) {
 		err = t.Remove(i.caPath())
 	}
 	if err != nil {
-		return nil, i.fail(t, err)
+		return nil, i.Fail(t, err)
 	}
 	if !t.MaterialChanged && !t.ConfigChanged {
-		if i.last != nil && i.lastKey == key {
-			return i.repeat(key, ""), nil
+		if i.Remembers(key) {
+			return i.Repeat(key, ""), nil
 		}
 		return &installers.Result{Outcome: installers.Reloaded, Message: "TLS is not configured; nothing to remove"}, nil
 	}
 	res := &installers.Result{Outcome: installers.Reloaded, Message: "removed TLS files left behind; the configuration had no TLS block"}
 	if t.ConfigChanged {
-		if res, err = i.restart(ctx, t, "stop serving TLS", nil); err != nil {
+		if res, err = i.Restart(ctx, t, "stop serving TLS", nil); err != nil {
 			return nil, err
 		}
 	}
-	return i.done(t, key, res, "remove", ""), nil
+	return i.Done(t, key, res, "remove", ""), nil
 }
 
 // render is the net.tls entry, its nested lines indented by step.
@@ -201,8 +192,8 @@ func (i *Installer) render(b installers.Bundle, step string) []string {
 	return []string{
 		"tls:",
 		step + "mode: " + mode,
-		step + "certificateKeyFile: " + quote(i.keyPath()),
-		step + "CAFile: " + quote(i.caPath()),
+		step + "certificateKeyFile: " + confedit.Quote(i.keyPath()),
+		step + "CAFile: " + confedit.Quote(i.caPath()),
 		// A CAFile alone makes mongod demand a client certificate from
 		// every client; the bundle is for the server's identity only.
 		step + "allowConnectionsWithoutCertificates: true",
@@ -266,74 +257,4 @@ func blockHeader(line []byte, key string) bool {
 	rest := bytes.TrimLeft(bytes.TrimPrefix(bytes.TrimLeft(line, " "), []byte(key)), " ")
 	rest = bytes.TrimSpace(bytes.TrimPrefix(rest, []byte(":")))
 	return len(rest) == 0 || rest[0] == '#'
-}
-
-// quote writes s as a YAML double-quoted scalar (JSON strings are YAML).
-func quote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
-}
-
-// restart restarts mongod when the agent may, and otherwise reports that a
-// restart is needed to do what.
-func (i *Installer) restart(ctx context.Context, t *installers.Tx, what string, secrets [][]byte) (*installers.Result, error) {
-	if i.ds.AllowRestart && len(i.ds.RestartCommand) > 0 {
-		if err := installers.RunCommand(ctx, i.ds.RestartCommand, secrets...); err != nil {
-			return nil, i.fail(t, fmt.Errorf("restart mongod (datastore.restartCommand): %w", err))
-		}
-		return &installers.Result{Outcome: installers.Restarted, Message: "restarted mongod to " + what}, nil
-	}
-	return &installers.Result{Outcome: installers.RestartRequired, Message: "restart mongod to " + what}, nil
-}
-
-// fail rolls every file back and returns err, with any rollback failure.
-func (i *Installer) fail(t *installers.Tx, err error) error {
-	if rerr := t.Rollback(); rerr != nil {
-		err = errors.Join(err, rerr)
-	}
-	i.log.Warn("mongodb TLS change rolled back", "config", i.configFile, "error", err)
-	return err
-}
-
-// done commits and remembers the result, so that repeating the same call
-// reports it again.
-func (i *Installer) done(t *installers.Tx, key [32]byte, res *installers.Result, op, serial string) *installers.Result {
-	if err := t.Commit(); err != nil {
-		i.log.Warn("mongodb: could not delete previous key material", "error", err)
-	}
-	res.Files = t.Touched
-	i.last, i.lastKey = res, key
-	i.log.Info("mongodb TLS "+op, "config", i.configFile, "outcome", string(res.Outcome), "files", res.Files, "serial", serial)
-	r := *res
-	return &r
-}
-
-// repeat answers a call that changed nothing: the outcome of the call that
-// made the change, when this installer made it, or else what the files
-// on disk imply.
-func (i *Installer) repeat(key [32]byte, why string) *installers.Result {
-	if i.last != nil && i.lastKey == key {
-		r := *i.last
-		return &r
-	}
-	return &installers.Result{
-		Outcome: installers.RestartRequired,
-		Message: why + "; if mongod has not restarted since they were written, restart it",
-	}
-}
-
-func digest(parts ...any) [32]byte {
-	h := sha256.New()
-	for _, p := range parts {
-		switch p := p.(type) {
-		case string:
-			fmt.Fprintf(h, "%d:%s", len(p), p)
-		case []byte:
-			fmt.Fprintf(h, "%d:", len(p))
-			h.Write(p)
-		}
-	}
-	var out [32]byte
-	h.Sum(out[:0])
-	return out
 }

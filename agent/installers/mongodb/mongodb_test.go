@@ -96,7 +96,7 @@ func TestReinstallIsANoOpWithTheSameOutcome(t *testing.T) {
 	before := installertest.Stat(t, conf)
 	key := installertest.Stat(t, filepath.Join(ds.ConfigDir, CertificateKeyFile))
 	ds.RestartCommand = installertest.Script(t, "echo must not run >&2; exit 1")
-	in.ds = ds
+	in.DS = ds
 	second, err := in.Install(context.Background(), b)
 	if err != nil {
 		t.Fatal(err)
