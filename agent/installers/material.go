@@ -6,12 +6,15 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/reconciler-dev/reconciler/vault"
 )
 
 // Material is a bundle checked and put in the forms the files need.
@@ -169,3 +172,35 @@ func (v Version) AtLeast(major, minor int) bool {
 }
 
 func (v Version) String() string { return strconv.Itoa(v.Major) + "." + strconv.Itoa(v.Minor) }
+
+// Checked is a bundle a server can load, with what identifies the
+// certificate it will serve and the pool that verifies it.
+type Checked struct {
+	Bundle
+	ServedFingerprint string // SHA-256 of the leaf, hex
+	ServedSerial      string
+	Roots             *x509.CertPool
+}
+
+// CheckBundle refuses, before any file is touched, a bundle a server could
+// not load: a certificate that does not parse, a key that is not its key,
+// a chain with no certificate, a fingerprint that is not the leaf's.
+func CheckBundle(b Bundle) (*Checked, error) {
+	leaf, err := vault.ParseLeaf(b.CertPEM)
+	if err != nil {
+		return nil, fmt.Errorf("check bundle: %w", err)
+	}
+	if _, err := tls.X509KeyPair(b.CertPEM, b.Key.Bytes()); err != nil {
+		// crypto/tls never quotes the key in its errors.
+		return nil, fmt.Errorf("check bundle: certificate serial %s: %w", vault.SerialString(leaf.SerialNumber), err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(b.ChainPEM) {
+		return nil, errors.New("check bundle: the CA chain holds no certificate")
+	}
+	c := &Checked{Bundle: b, ServedFingerprint: vault.Fingerprint(leaf.Raw), ServedSerial: vault.SerialString(leaf.SerialNumber), Roots: roots}
+	if b.Fingerprint != "" && !strings.EqualFold(strings.ReplaceAll(b.Fingerprint, ":", ""), c.ServedFingerprint) {
+		return nil, fmt.Errorf("check bundle: the certificate's fingerprint is %s, the bundle says %s", c.ServedFingerprint, b.Fingerprint)
+	}
+	return c, nil
+}

@@ -2,8 +2,6 @@ package mysql
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -22,7 +20,6 @@ import (
 
 	"github.com/reconciler-dev/reconciler/agent/installers"
 	"github.com/reconciler-dev/reconciler/agent/verify"
-	"github.com/reconciler-dev/reconciler/vault"
 )
 
 var _ installers.Installer = (*Installer)(nil)
@@ -58,32 +55,12 @@ func New(ds installers.Datastore, opts ...Option) *Installer {
 	return i
 }
 
-// checked is a bundle after validation.
-type checked struct {
-	installers.Bundle
-	fingerprint string
-	serial      string
-	roots       *x509.CertPool
-}
-
-// checkBundle refuses a bundle the server could not load before any file
-// is touched.
-func checkBundle(b installers.Bundle) (*checked, error) {
-	leaf, err := vault.ParseLeaf(b.CertPEM)
+// checkBundle is installers.CheckBundle and a minimum TLS version this
+// server can be given.
+func checkBundle(b installers.Bundle) (*installers.Checked, error) {
+	c, err := installers.CheckBundle(b)
 	if err != nil {
-		return nil, fmt.Errorf("check bundle: %w", err)
-	}
-	if _, err := tls.X509KeyPair(b.CertPEM, b.Key.Bytes()); err != nil {
-		// crypto/tls never quotes the key in its errors.
-		return nil, fmt.Errorf("check bundle: certificate serial %s: %w", vault.SerialString(leaf.SerialNumber), err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(b.ChainPEM) {
-		return nil, errors.New("check bundle: the CA chain holds no certificate")
-	}
-	c := &checked{Bundle: b, fingerprint: vault.Fingerprint(leaf.Raw), serial: vault.SerialString(leaf.SerialNumber), roots: roots}
-	if b.Fingerprint != "" && !strings.EqualFold(strings.ReplaceAll(b.Fingerprint, ":", ""), c.fingerprint) {
-		return nil, fmt.Errorf("check bundle: the certificate's fingerprint is %s, the bundle says %s", c.fingerprint, b.Fingerprint)
+		return nil, err
 	}
 	if _, err := tlsVersions(b.MinVersion); err != nil {
 		return nil, fmt.Errorf("check bundle: %w", err)
@@ -132,7 +109,7 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 		return nil, fmt.Errorf("install %s tls: %w", i.ds.Type, err)
 	}
 	f.Commit()
-	i.log.Info("tls installed", "datastore", i.ds.Type, "serial", c.serial, "outcome", res.Outcome, "files", len(res.Files))
+	i.log.Info("tls installed", "datastore", i.ds.Type, "serial", c.ServedSerial, "outcome", res.Outcome, "files", len(res.Files))
 	return res, nil
 }
 
@@ -165,7 +142,7 @@ func sameVersions(a, b string) bool {
 // apply makes the server take the files written in f. want is the bundle
 // installed, nil for a removal. On failure it rolls back and re-applies
 // the previous state, and returns the server's message.
-func (i *Installer) apply(ctx context.Context, f *installers.Files, srv Server, st Settings, want *checked) (installers.Outcome, string, error) {
+func (i *Installer) apply(ctx context.Context, f *installers.Files, srv Server, st Settings, want *installers.Checked) (installers.Outcome, string, error) {
 	lv, err := i.live(ctx, srv)
 	if err != nil {
 		return "", "", i.undo(ctx, f, nil, err)
@@ -240,11 +217,11 @@ func (i *Installer) apply(ctx context.Context, f *installers.Files, srv Server, 
 	return installers.Restarted, fmt.Sprintf("restarted %s to load the TLS configuration", srv.Flavour) + serving(want), nil
 }
 
-func serving(want *checked) string {
+func serving(want *installers.Checked) string {
 	if want == nil {
 		return ""
 	}
-	return "; serving certificate serial " + want.serial
+	return "; serving certificate serial " + want.ServedSerial
 }
 
 func onOffPtr(b *bool) string {
@@ -456,7 +433,7 @@ func (i *Installer) restart(ctx context.Context) error {
 // handshake, that the server serves want; nothing for a removal. With
 // retry it tries until the timeout, for a server coming back from a
 // restart.
-func (i *Installer) checkServed(ctx context.Context, want *checked, retry bool) error {
+func (i *Installer) checkServed(ctx context.Context, want *installers.Checked, retry bool) error {
 	if i.ds.Port == 0 || want == nil {
 		return nil
 	}
@@ -471,7 +448,7 @@ func (i *Installer) checkServed(ctx context.Context, want *checked, retry bool) 
 		attempt, cancelAttempt := context.WithTimeout(ctx, 5*time.Second)
 		// The name is the reconciler's concern; the chain and the
 		// fingerprint prove the change.
-		err := verify.Check(attempt, i.ds.Type, addr, want.roots, "", want.fingerprint)
+		err := verify.Check(attempt, i.ds.Type, addr, want.Roots, "", want.ServedFingerprint)
 		cancelAttempt()
 		if err == nil {
 			return nil

@@ -2,8 +2,6 @@ package postgresql
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,7 +18,6 @@ import (
 
 	"github.com/reconciler-dev/reconciler/agent/installers"
 	"github.com/reconciler-dev/reconciler/agent/verify"
-	"github.com/reconciler-dev/reconciler/vault"
 )
 
 var _ installers.Installer = (*Installer)(nil)
@@ -62,33 +59,12 @@ func New(ds installers.Datastore, opts ...Option) *Installer {
 	return i
 }
 
-// checked is a bundle after validation.
-type checked struct {
-	installers.Bundle
-	fingerprint string
-	serial      string
-	roots       *x509.CertPool
-}
-
-// checkBundle refuses a bundle PostgreSQL could not load, before any file
-// is touched: a certificate that does not parse, a key that is not its
-// key, a chain that does not issue it.
-func checkBundle(b installers.Bundle) (*checked, error) {
-	leaf, err := vault.ParseLeaf(b.CertPEM)
+// checkBundle is installers.CheckBundle and a minimum TLS version this
+// server can be given.
+func checkBundle(b installers.Bundle) (*installers.Checked, error) {
+	c, err := installers.CheckBundle(b)
 	if err != nil {
-		return nil, fmt.Errorf("check bundle: %w", err)
-	}
-	if _, err := tls.X509KeyPair(b.CertPEM, b.Key.Bytes()); err != nil {
-		// crypto/tls never quotes the key in its errors.
-		return nil, fmt.Errorf("check bundle: certificate serial %s: %w", vault.SerialString(leaf.SerialNumber), err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(b.ChainPEM) {
-		return nil, errors.New("check bundle: the CA chain holds no certificate")
-	}
-	c := &checked{Bundle: b, fingerprint: vault.Fingerprint(leaf.Raw), serial: vault.SerialString(leaf.SerialNumber), roots: roots}
-	if b.Fingerprint != "" && !strings.EqualFold(strings.ReplaceAll(b.Fingerprint, ":", ""), c.fingerprint) {
-		return nil, fmt.Errorf("check bundle: the certificate's fingerprint is %s, the bundle says %s", c.fingerprint, b.Fingerprint)
+		return nil, err
 	}
 	if _, err := protocolVersion(b.MinVersion); err != nil {
 		return nil, fmt.Errorf("check bundle: %w", err)
@@ -145,7 +121,7 @@ func (i *Installer) Install(ctx context.Context, b installers.Bundle) (*installe
 		return nil, fmt.Errorf("install postgresql tls: %w", err)
 	}
 	f.Commit()
-	i.log.Info("postgresql tls installed", "serial", c.serial, "outcome", res.Outcome, "files", len(res.Files))
+	i.log.Info("postgresql tls installed", "serial", c.ServedSerial, "outcome", res.Outcome, "files", len(res.Files))
 	return res, nil
 }
 
@@ -214,7 +190,7 @@ func (i *Installer) writeHBA(f *installers.Files, path string, require bool, res
 // RestartRequired. want is the bundle installed, nil for a removal. On
 // failure it rolls f back, re-applies the old files and returns the
 // reason.
-func (i *Installer) apply(ctx context.Context, f *installers.Files, major int, want *checked) (installers.Outcome, string, error) {
+func (i *Installer) apply(ctx context.Context, f *installers.Files, major int, want *installers.Checked) (installers.Outcome, string, error) {
 	if major < 10 {
 		if !f.Changed() && !i.ds.AllowRestart {
 			return installers.RestartRequired, "unchanged; PostgreSQL before 10 reads TLS files only at start", nil
@@ -250,7 +226,7 @@ func (i *Installer) apply(ctx context.Context, f *installers.Files, major int, w
 	if want == nil {
 		return installers.Reloaded, "TLS configuration removed and PostgreSQL reloaded", nil
 	}
-	msg := fmt.Sprintf("PostgreSQL reloaded and serves certificate serial %s", want.serial)
+	msg := fmt.Sprintf("PostgreSQL reloaded and serves certificate serial %s", want.ServedSerial)
 	if major < 12 {
 		msg += fmt.Sprintf("; PostgreSQL %d has no ssl_min_protocol_version, so the minimum TLS version is the library's", major)
 	}
@@ -446,7 +422,7 @@ func (i *Installer) reload(ctx context.Context) error {
 // checkServed checks from the client side that the server now serves
 // want; nothing for a removal. With retry it tries until the timeout, for
 // reload commands and restarts that return before the server has acted.
-func (i *Installer) checkServed(ctx context.Context, want *checked, retry bool) error {
+func (i *Installer) checkServed(ctx context.Context, want *installers.Checked, retry bool) error {
 	if i.ds.Port == 0 || want == nil {
 		return nil
 	}
@@ -461,7 +437,7 @@ func (i *Installer) checkServed(ctx context.Context, want *checked, retry bool) 
 		attempt, cancelAttempt := context.WithTimeout(ctx, 5*time.Second)
 		// The name is the reconciler's concern; here only the chain and
 		// the fingerprint prove the reload.
-		err := verify.Check(attempt, verify.PostgreSQL, addr, want.roots, "", want.fingerprint)
+		err := verify.Check(attempt, verify.PostgreSQL, addr, want.Roots, "", want.ServedFingerprint)
 		cancelAttempt()
 		if err == nil {
 			return nil
