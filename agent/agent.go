@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reconciler-dev/reconciler/agent/installers"
+	"github.com/reconciler-dev/reconciler/agent/statedir"
+	"github.com/reconciler-dev/reconciler/vault"
 )
 
 // Desired is what the reconciler wants on the host, numbered by
@@ -60,9 +62,8 @@ type Agent struct {
 	log       *slog.Logger
 	reg       prometheus.Registerer
 	now       func() time.Time
-
-	applies *prometheus.CounterVec
-	polls   *prometheus.CounterVec
+	dir       *statedir.Dir
+	metrics   *metrics
 }
 
 // New returns an agent for cfg's instance.
@@ -74,17 +75,7 @@ func New(cfg *Config, t Transport, inst installers.Installer, v Verifier, opts .
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
-	a.applies = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "reconciler_agent_applies_total",
-		Help: "Desired states the agent applied, by resulting phase.",
-	}, []string{"phase"})
-	a.polls = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "reconciler_agent_polls_total",
-		Help: "Long polls of the reconciler by result: changed, unchanged, error.",
-	}, []string{"result"})
-	if a.reg != nil {
-		a.reg.MustRegister(a.applies, a.polls)
-	}
+	a.metrics = newMetrics(a.reg)
 	return a
 }
 
@@ -92,11 +83,17 @@ func New(cfg *Config, t Transport, inst installers.Installer, v Verifier, opts .
 // survives the reconciler being away (backoff, the last applied state
 // kept) and its own restart (the state directory says where it was).
 func (a *Agent) Run(ctx context.Context) error {
-	status, err := loadStatus(a.cfg.StateDir)
+	dir, err := statedir.Open(a.cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	a.dir = dir
+	status, err := loadStatus(dir)
 	if err != nil {
 		return err
 	}
 	status.Instance = a.cfg.Instance
+	a.metrics.observe(status)
 	failures := 0
 	for {
 		if status.Phase == RestartRequired {
@@ -108,7 +105,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
-			a.polls.WithLabelValues("error").Inc()
+			a.metrics.polls.WithLabelValues("error").Inc()
 			failures++
 			wait := backoff(failures)
 			a.log.WarnContext(ctx, "cannot reach the reconciler; keeping the last applied state", "error", err, "retry_in", wait)
@@ -121,12 +118,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		failures = 0
 		if desired == nil || desired.Generation <= status.Generation {
-			a.polls.WithLabelValues("unchanged").Inc()
+			a.metrics.polls.WithLabelValues("unchanged").Inc()
 			continue
 		}
-		a.polls.WithLabelValues("changed").Inc()
+		a.metrics.polls.WithLabelValues("changed").Inc()
 		status = a.apply(ctx, desired, status)
-		if err := saveStatus(a.cfg.StateDir, status); err != nil {
+		a.metrics.observe(status)
+		if err := saveStatus(a.dir, status); err != nil {
 			return err // without its state the agent could apply twice: stop loudly
 		}
 	}
@@ -136,7 +134,7 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) apply(ctx context.Context, d *Desired, prev Status) Status {
 	s := Status{Instance: a.cfg.Instance, Generation: d.Generation, KeyVersion: prev.KeyVersion}
 	a.log.InfoContext(ctx, "applying desired state", "generation", d.Generation, "ssl", d.SSL)
-	defer func() { a.applies.WithLabelValues(string(s.Phase)).Inc() }()
+	defer func() { a.metrics.applies.WithLabelValues(string(s.Phase)).Inc() }()
 	if !d.SSL {
 		res, err := a.installer.Remove(ctx)
 		if err != nil {
@@ -159,15 +157,18 @@ func (a *Agent) apply(ctx context.Context, d *Desired, prev Status) Status {
 		return s
 	}
 	s.SSL, s.Serial, s.Fingerprint = true, b.Serial, b.Fingerprint
+	if leaf, err := vault.ParseLeaf(b.CertPEM); err == nil {
+		s.NotAfter = leaf.NotAfter.UTC()
+	}
 	s.Message = res.Message
 	if res.Outcome == installers.RestartRequired {
 		s.Phase = RestartRequired
-		if err := saveChain(a.cfg.StateDir, b.ChainPEM); err != nil {
+		if err := saveChain(a.dir, b.ChainPEM); err != nil {
 			a.log.ErrorContext(ctx, "cannot save the CA chain for the post-restart check", "error", err)
 		}
 		return s
 	}
-	if err := saveChain(a.cfg.StateDir, b.ChainPEM); err != nil {
+	if err := saveChain(a.dir, b.ChainPEM); err != nil {
 		s.Phase, s.Message = Error, err.Error()
 		return s
 	}
@@ -186,7 +187,7 @@ func (a *Agent) recheck(ctx context.Context, s Status) Status {
 	if !s.SSL {
 		return s
 	}
-	chain, err := loadChain(a.cfg.StateDir)
+	chain, err := loadChain(a.dir)
 	if err != nil {
 		return s
 	}
@@ -194,7 +195,8 @@ func (a *Agent) recheck(ctx context.Context, s Status) Status {
 		return s
 	}
 	s.Phase, s.Verified, s.Message = Active, true, "the datastore was restarted and serves the certificate"
-	if err := saveStatus(a.cfg.StateDir, s); err != nil {
+	a.metrics.observe(s)
+	if err := saveStatus(a.dir, s); err != nil {
 		a.log.ErrorContext(ctx, "cannot save agent state", "error", err)
 	}
 	return s

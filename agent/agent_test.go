@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -95,7 +96,7 @@ func run(t *testing.T, dir string, rec *recorder, answers ...answer) []Status {
 var ignoreTime = cmpopts.IgnoreFields(Status{}, "ReportedAt", "Message")
 
 func TestAgentAppliesEachGenerationOnce(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "state")
 	rec := &recorder{outcome: installers.Reloaded}
 	statuses := run(t, dir, rec,
 		answer{desired: &Desired{Generation: 1, SSL: true, Bundle: bundle("01")}},
@@ -124,7 +125,7 @@ func TestAgentAppliesEachGenerationOnce(t *testing.T) {
 }
 
 func TestAgentRestartRequiredUntilTheDatastoreServesTheCertificate(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "state")
 	still := errors.New("still the old certificate")
 	rec := &recorder{outcome: installers.RestartRequired, verifyErr: []error{still, still}}
 	statuses := run(t, dir, rec,
@@ -146,7 +147,7 @@ func TestAgentRestartRequiredUntilTheDatastoreServesTheCertificate(t *testing.T)
 }
 
 func TestAgentReportsInstallErrorsAndKeepsTheOldCertificate(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "state")
 	ok := &recorder{outcome: installers.Reloaded}
 	run(t, dir, ok, answer{desired: &Desired{Generation: 1, SSL: true, Bundle: bundle("01")}})
 	bad := &recorder{installErr: errors.New("postgresql: could not load private key file")}
@@ -159,7 +160,7 @@ func TestAgentReportsInstallErrorsAndKeepsTheOldCertificate(t *testing.T) {
 
 func TestAgentDisablingSSLRemovesTheConfiguration(t *testing.T) {
 	rec := &recorder{outcome: installers.Reloaded}
-	statuses := run(t, t.TempDir(), rec,
+	statuses := run(t, filepath.Join(t.TempDir(), "state"), rec,
 		answer{desired: &Desired{Generation: 1, SSL: true, Bundle: bundle("01")}},
 		answer{desired: &Desired{Generation: 2, SSL: false}},
 	)
@@ -174,7 +175,7 @@ func TestAgentBacksOffWhileTheReconcilerIsAway(t *testing.T) {
 		rec := &recorder{outcome: installers.Reloaded}
 		down := errors.New("connection refused")
 		start := time.Now()
-		statuses := run(t, t.TempDir(), rec,
+		statuses := run(t, filepath.Join(t.TempDir(), "state"), rec,
 			answer{desired: &Desired{Generation: 1, SSL: true, Bundle: bundle("01")}},
 			answer{err: down}, answer{err: down}, answer{err: down}, answer{err: down},
 			answer{desired: &Desired{Generation: 2, SSL: true, Bundle: bundle("02")}},

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
+
+	"github.com/reconciler-dev/reconciler/agent/statedir"
 )
 
 // stateFile is the last applied state, kept in Config.StateDir so that an
@@ -15,17 +16,17 @@ const stateFile = "state.json"
 
 // loadStatus reads the last status written by saveStatus; a missing file
 // is a fresh agent (generation 0).
-func loadStatus(dir string) (Status, error) {
-	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+func loadStatus(dir *statedir.Dir) (Status, error) {
+	data, err := dir.Read(stateFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Status{Phase: Pending}, nil
 	}
 	if err != nil {
-		return Status{}, fmt.Errorf("read agent state: %w", err)
+		return Status{}, err
 	}
 	var s Status
 	if err := json.Unmarshal(data, &s); err != nil {
-		return Status{}, fmt.Errorf("read agent state %s: %w (move the file away to start afresh: the reconciler sends the desired state again)", filepath.Join(dir, stateFile), err)
+		return Status{}, fmt.Errorf("read agent state %s: %w (move the file away to start afresh: the reconciler sends the desired state again)", filepath.Join(dir.Path(), stateFile), err)
 	}
 	return s, nil
 }
@@ -34,46 +35,15 @@ func loadStatus(dir string) (Status, error) {
 // the datastore after a restart the agent did not make.
 const chainFile = "ca-chain.pem"
 
-func saveChain(dir string, chain []byte) error { return writeState(dir, chainFile, chain) }
+func saveChain(dir *statedir.Dir, chain []byte) error { return dir.Write(chainFile, chain) }
 
-func loadChain(dir string) ([]byte, error) {
-	data, err := os.ReadFile(filepath.Join(dir, chainFile))
-	if err != nil {
-		return nil, fmt.Errorf("read agent state: %w", err)
-	}
-	return data, nil
-}
+func loadChain(dir *statedir.Dir) ([]byte, error) { return dir.Read(chainFile) }
 
-// saveStatus writes s atomically (temporary file, fsync, rename), 0600.
-func saveStatus(dir string, s Status) error {
+// saveStatus writes s atomically, 0600.
+func saveStatus(dir *statedir.Dir, s Status) error {
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("write agent state: %w", err)
 	}
-	return writeState(dir, stateFile, data)
-}
-
-func writeState(dir, name string, data []byte) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("write agent state: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".state-*")
-	if err != nil {
-		return fmt.Errorf("write agent state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, name))
-	}
-	if err != nil {
-		return fmt.Errorf("write agent state: %w", err)
-	}
-	return nil
+	return dir.Write(stateFile, data)
 }

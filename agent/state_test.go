@@ -8,10 +8,15 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/reconciler-dev/reconciler/agent/statedir"
 )
 
 func TestStatusSurvivesARestart(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "state")
+	dir, err := statedir.Open(filepath.Join(t.TempDir(), "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	fresh, err := loadStatus(dir)
 	if err != nil || fresh.Generation != 0 || fresh.Phase != Pending {
 		t.Fatalf("fresh state = %+v, %v; want Pending at generation 0", fresh, err)
@@ -28,11 +33,11 @@ func TestStatusSurvivesARestart(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("state after a restart (-want +got):\n%s", diff)
 	}
-	info, _ := os.Stat(filepath.Join(dir, stateFile))
+	info, _ := os.Stat(filepath.Join(dir.Path(), stateFile))
 	if info.Mode().Perm() != 0o600 {
 		t.Errorf("state file mode %v, want 0600", info.Mode().Perm())
 	}
-	os.WriteFile(filepath.Join(dir, stateFile), []byte("{not json"), 0o600)
+	os.WriteFile(filepath.Join(dir.Path(), stateFile), []byte("{not json"), 0o600)
 	if _, err := loadStatus(dir); err == nil || !strings.Contains(err.Error(), "move the file away") {
 		t.Errorf("damaged state: %v, want an error saying how to recover", err)
 	}

@@ -1,0 +1,347 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reconciler-dev/reconciler/agent"
+	"github.com/reconciler-dev/reconciler/agent/rpc"
+	"github.com/reconciler-dev/reconciler/agent/statedir"
+)
+
+// ClientConfig is what an agent's Client needs to know.
+type ClientConfig struct {
+	// Instance is the instance the agent manages.
+	Instance string
+	// URL is the reconciler's agent endpoint, https://host:port.
+	URL string
+	// RootCAs verifies the reconciler's certificate; nil uses the
+	// system's roots.
+	RootCAs *x509.CertPool
+	// StateDir keeps the RPC keys and message counters.
+	StateDir string
+	// TokenFile holds the one-time enrollment token, for an agent that has
+	// no key yet; it is removed once the key is stored.
+	TokenFile string
+	// Wait is how long a poll may be held when nothing changes: the
+	// heartbeat interval (DefaultWait if zero).
+	Wait time.Duration
+	// AllowPlaintext lets an agent with no key and no token talk the
+	// plaintext form, if the reconciler allows it too.
+	AllowPlaintext bool
+}
+
+// ClientOption configures a Client.
+type ClientOption func(*Client)
+
+// WithClientLogger sets the logger (nil, the default, discards).
+func WithClientLogger(l *slog.Logger) ClientOption { return func(c *Client) { c.log = l } }
+
+// WithClientRegisterer registers the client's RPC message counters.
+func WithClientRegisterer(r prometheus.Registerer) ClientOption {
+	return func(c *Client) { c.reg = r }
+}
+
+// WithClientClock replaces time.Now for the session, for tests.
+func WithClientClock(now func() time.Time) ClientOption { return func(c *Client) { c.now = now } }
+
+// WithHTTPClient replaces the HTTP client (its TLS settings included),
+// for tests and benchmarks.
+func WithHTTPClient(h *http.Client) ClientOption { return func(c *Client) { c.http = h } }
+
+// Client is the agent's side of the protocol: it implements
+// agent.Transport. It is safe for concurrent use, though an agent polls
+// from one goroutine.
+type Client struct {
+	cfg  ClientConfig
+	base string
+	http *http.Client
+	dir  *statedir.Dir
+	log  *slog.Logger
+	reg  prometheus.Registerer
+	now  func() time.Time
+
+	mu      sync.Mutex
+	keys    *rpc.Keyring
+	stored  keyFile // what the state directory holds, kept in step with keys
+	session *rpc.Session
+}
+
+var _ agent.Transport = (*Client)(nil)
+
+// NewClient returns the client for cfg, resuming the keys and message
+// counters its state directory holds.
+func NewClient(cfg ClientConfig, opts ...ClientOption) (*Client, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("new agent transport: reconciler URL %q is not https://host:port", cfg.URL)
+	}
+	if cfg.Wait <= 0 {
+		cfg.Wait = DefaultWait
+	}
+	cfg.Wait = min(cfg.Wait, MaxWait)
+	c := &Client{cfg: cfg, base: strings.TrimSuffix(cfg.URL, "/"), now: time.Now}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.http == nil {
+		c.http = &http.Client{Transport: &http.Transport{
+			TLSClientConfig:     &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
+			ForceAttemptHTTP2:   true,
+			IdleConnTimeout:     2 * MaxWait,
+			TLSHandshakeTimeout: 10 * time.Second,
+		}}
+	}
+	if c.dir, err = statedir.Open(cfg.StateDir); err != nil {
+		return nil, fmt.Errorf("new agent transport: %w", err)
+	}
+	if c.keys, c.stored, err = loadKeyring(c.dir, cfg.Instance); err != nil {
+		return nil, fmt.Errorf("new agent transport: %w", err)
+	}
+	sent, received, err := loadCounters(c.dir)
+	if err != nil {
+		return nil, fmt.Errorf("new agent transport: %w", err)
+	}
+	c.session, err = rpc.NewSession(rpc.SideAgent, c.keys,
+		rpc.WithWatermarks(sent, received), rpc.WithPlaintextAllowed(cfg.AllowPlaintext),
+		rpc.WithMetrics(rpc.NewMetrics(c.reg)), rpc.WithLogger(c.log), rpc.WithClock(c.now))
+	if err != nil {
+		return nil, fmt.Errorf("new agent transport: %w", err)
+	}
+	return c, nil
+}
+
+// KeyVersion returns the RPC key version the client seals with (0: none).
+func (c *Client) KeyVersion() uint32 { return c.keys.Current() }
+
+// RefusedError is the reconciler's refusal of a request: the HTTP status
+// and its reason (an rpc result label such as "stale", or an enrollment
+// result such as "no_token").
+type RefusedError struct {
+	Op     string // "poll" or "enroll"
+	Code   int
+	Reason string
+}
+
+func (e *RefusedError) Error() string {
+	msg := fmt.Sprintf("the reconciler refused the %s: %d %s", e.Op, e.Code, e.Reason)
+	switch e.Reason {
+	case rpc.ResultStale:
+		msg += " (this host's clock is off from the reconciler's: check NTP)"
+	case rpc.ResultPlaintextRefused:
+		msg += " (the instance has an RPC key: give the agent an enrollment token with reconciler agent bootstrap)"
+	case rpc.ResultTampered, rpc.ResultUnknownKey:
+		msg += " (the agent's key is not the instance's: re-enroll it with reconciler agent bootstrap)"
+	case "no_token", "bad_proof":
+		msg += " (the enrollment token is used, wrong or missing on the reconciler: run reconciler agent bootstrap again)"
+	case "unknown_instance":
+		msg += " (the reconciler does not manage this instance: check the instance name in the agent's config)"
+	}
+	return msg
+}
+
+// Poll implements agent.Transport: it reports s and waits for desired
+// state above s.Generation. An agent with no key and a token file
+// enrolls first.
+func (c *Client) Poll(ctx context.Context, s agent.Status) (*agent.Desired, error) {
+	if !c.keys.HasKey() && c.cfg.TokenFile != "" {
+		if err := c.enroll(ctx); err != nil && !(isNotExist(err) && c.cfg.AllowPlaintext) {
+			return nil, err
+		}
+	}
+	s.KeyVersion = c.keys.Current()
+	id := make([]byte, requestIDSize)
+	rand.Read(id)
+	payload, err := json.Marshal(pollRequest{ID: id, WaitMS: c.cfg.Wait.Milliseconds(), Status: s})
+	if err != nil {
+		return nil, fmt.Errorf("poll reconciler: %w", err)
+	}
+	msg, err := c.session.Seal(payload)
+	if errors.Is(err, rpc.ErrNoKey) {
+		return nil, fmt.Errorf("poll reconciler: the agent has no RPC key: set enrollmentTokenFile to the token reconciler agent bootstrap made (or allowPlaintext, if the reconciler allows it): %w", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("poll reconciler: %w", err)
+	}
+	// The counter just used is on disk before the message leaves, so a
+	// restart a moment later cannot use it again.
+	if err := c.saveCounters(); err != nil {
+		return nil, err
+	}
+	// The reconciler holds the poll for up to Wait; give the exchange
+	// that long plus time to travel.
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Wait+30*time.Second)
+	defer cancel()
+	body, err := c.post(ctx, "poll", pollPath(c.cfg.Instance), "application/octet-stream", msg, rpc.MaxMessage)
+	if err != nil {
+		return nil, err
+	}
+	h, payload, err := c.session.Open(body)
+	if err != nil {
+		return nil, fmt.Errorf("open reconciler reply: %w", err)
+	}
+	var reply pollReply
+	if err := json.Unmarshal(payload, &reply); err != nil {
+		return nil, fmt.Errorf("read reconciler reply: %w", err)
+	}
+	if subtle.ConstantTimeCompare(reply.ID, id) != 1 {
+		return nil, errors.New("read reconciler reply: it answers another request (withheld and replayed?): refused")
+	}
+	if err := c.keysAfterReply(ctx, h, reply.NextKey); err != nil {
+		return nil, err
+	}
+	if err := c.saveCounters(); err != nil {
+		return nil, err
+	}
+	if reply.Desired == nil {
+		return nil, nil
+	}
+	return reply.Desired.desired(), nil
+}
+
+// post sends one request and returns the reply body of a 200, or a
+// *RefusedError.
+func (c *Client) post(ctx context.Context, op, path, contentType string, body []byte, limit int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("%s reconciler: %w", op, err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s reconciler: %w", op, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		// A refusal's body is a short reason label; keep it short and
+		// printable, whatever a middlebox put there.
+		text, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
+		return nil, &RefusedError{Op: op, Code: resp.StatusCode, Reason: printable(string(text))}
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s reconciler: read reply: %w", op, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s reconciler: reply above %d bytes", op, limit)
+	}
+	return data, nil
+}
+
+func printable(s string) string {
+	s = strings.TrimSpace(s)
+	return strings.Map(func(r rune) rune {
+		if r == '_' || r == '-' || r == ' ' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			return r
+		}
+		return -1
+	}, s)
+}
+
+// enroll trades the token file for the instance's key, sealed to a key
+// pair made here; it stores the key, then removes the token file.
+func (c *Client) enroll(ctx context.Context) error {
+	token, err := readTokenFile(c.cfg.TokenFile)
+	if err != nil {
+		return err
+	}
+	req, priv, err := rpc.NewKeyRequest(c.cfg.Instance, token)
+	if err != nil {
+		return fmt.Errorf("enroll with the reconciler: %w", err)
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("enroll with the reconciler: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	delivery, err := c.post(ctx, "enroll", enrollPath(c.cfg.Instance), "application/json", body, 1<<10)
+	if err != nil {
+		return err
+	}
+	version, key, err := rpc.OpenKey(priv, c.cfg.Instance, token, delivery)
+	if err != nil {
+		return fmt.Errorf("enroll with the reconciler: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := keyFile{Current: version, Retired: c.stored.Retired, Keys: map[uint32][]byte{version: key.Bytes()}}
+	if err := saveKeyring(c.dir, next); err != nil {
+		return err
+	}
+	if err := c.keys.Add(version, key); err != nil {
+		return fmt.Errorf("enroll with the reconciler: %w", err)
+	}
+	c.stored = next
+	if err := removeFile(c.cfg.TokenFile); err != nil {
+		c.log.WarnContext(ctx, "cannot remove the used enrollment token file", "file", c.cfg.TokenFile, "error", err)
+	}
+	c.log.InfoContext(ctx, "enrolled: RPC messages are sealed from now on", "key_version", version)
+	return nil
+}
+
+// keysAfterReply follows a rotation: a reply sealed under the current
+// version retires the older one (the reconciler has switched), and a next
+// key in the reply is stored and promoted, so the next poll, sealed under
+// it, acknowledges it.
+func (c *Client) keysAfterReply(ctx context.Context, h rpc.Header, next *keyWire) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := c.keys.Current()
+	if h.Sealed() && h.KeyVersion == cur && len(c.stored.Keys) > 1 {
+		file := c.stored.without(cur)
+		if err := saveKeyring(c.dir, file); err != nil {
+			return err
+		}
+		for v := range c.stored.Keys {
+			if v != cur {
+				c.keys.Retire(v)
+			}
+		}
+		c.stored = file
+		c.log.InfoContext(ctx, "the reconciler switched to the new RPC key; the old one is retired", "key_version", cur)
+	}
+	if next == nil || next.Version <= cur || c.stored.Keys[next.Version] != nil {
+		return nil
+	}
+	if !h.Sealed() {
+		return errors.New("read reconciler reply: a key offered in plaintext: refused")
+	}
+	file := c.stored.with(next.Version, next.Key)
+	if err := saveKeyring(c.dir, file); err != nil {
+		return err
+	}
+	if err := c.keys.Add(next.Version, next.Key); err != nil {
+		return fmt.Errorf("read reconciler reply: new key: %w", err)
+	}
+	if err := c.keys.Promote(next.Version); err != nil {
+		return fmt.Errorf("read reconciler reply: new key: %w", err)
+	}
+	c.stored = file
+	c.log.InfoContext(ctx, "received a new RPC key; acknowledging it", "key_version", next.Version)
+	return nil
+}
+
+func (c *Client) saveCounters() error {
+	sent, received := c.session.Watermarks()
+	return saveCounters(c.dir, sent, received)
+}

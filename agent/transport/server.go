@@ -1,0 +1,487 @@
+package transport
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reconciler-dev/reconciler/agent"
+	"github.com/reconciler-dev/reconciler/agent/rpc"
+	"github.com/reconciler-dev/reconciler/vault"
+)
+
+// Key is one version of an instance's RPC key.
+type Key struct {
+	Version uint32
+	Secret  vault.Secret
+}
+
+// Keys is what the server holds for an instance: none (the zero value:
+// the agent may only talk plaintext, if allowed), a current key, and
+// during a rotation the next one, which the agent has not acknowledged.
+type Keys struct {
+	Current *Key
+	Next    *Key
+}
+
+// ServerOption configures a Server.
+type ServerOption func(*Server)
+
+// WithServerLogger sets the logger (nil, the default, discards).
+func WithServerLogger(l *slog.Logger) ServerOption { return func(s *Server) { s.log = l } }
+
+// WithServerRegisterer registers the server's metrics, the RPC message
+// counters among them.
+func WithServerRegisterer(r prometheus.Registerer) ServerOption {
+	return func(s *Server) { s.reg = r }
+}
+
+// WithPlaintextAllowed lets agents of instances the server holds no key
+// for talk plaintext: the upgrade path, off by default.
+func WithPlaintextAllowed(allowed bool) ServerOption {
+	return func(s *Server) { s.allowPlaintext = allowed }
+}
+
+// WithTokens enables enrollment with the given token store; without it
+// every enrollment is refused.
+func WithTokens(t Tokens) ServerOption { return func(s *Server) { s.tokens = t } }
+
+// WithStatusHook calls f with every status an agent reports (each poll,
+// so each heartbeat), after the server recorded it. f must not block.
+func WithStatusHook(f func(ctx context.Context, s agent.Status)) ServerOption {
+	return func(s *Server) { s.onStatus = f }
+}
+
+// WithKeyPromotedHook calls f when an agent acknowledged a rotation: from
+// then on version is the instance's only key. The daemon persists that.
+func WithKeyPromotedHook(f func(ctx context.Context, instance string, version uint32)) ServerOption {
+	return func(s *Server) { s.onPromoted = f }
+}
+
+// WithServerClock replaces time.Now for the sessions, for tests.
+func WithServerClock(now func() time.Time) ServerOption { return func(s *Server) { s.now = now } }
+
+// Server is the reconciler's side of the agent protocol. Register each
+// instance, Publish its desired state, and serve Handler. A Server is
+// safe for concurrent use.
+type Server struct {
+	allowPlaintext bool
+	tokens         Tokens
+	log            *slog.Logger
+	reg            prometheus.Registerer
+	now            func() time.Time
+	onStatus       func(context.Context, agent.Status)
+	onPromoted     func(context.Context, string, uint32)
+
+	rpcMetrics  *rpc.Metrics
+	lastSeen    *prometheus.GaugeVec
+	enrollments *prometheus.CounterVec
+
+	mu        sync.RWMutex
+	instances map[string]*instance
+}
+
+// instance is the server's state for one agent.
+type instance struct {
+	name    string
+	session *rpc.Session
+
+	mu       sync.Mutex
+	keys     map[uint32]vault.Secret // the versions the keyring holds
+	next     uint32                  // a rotation's version, until acknowledged
+	consumed bool                    // the token was consumed after the first sealed poll
+	desired  *agent.Desired
+	changed  chan struct{} // closed and replaced when desired or next changes
+	status   agent.Status
+	seen     time.Time
+}
+
+// NewServer returns a server with no instances.
+func NewServer(opts ...ServerOption) *Server {
+	s := &Server{now: time.Now, instances: map[string]*instance{}}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.rpcMetrics = rpc.NewMetrics(s.reg)
+	s.lastSeen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "reconciler_agent_last_seen_timestamp_seconds",
+		Help: "When each instance's agent last reported (an authenticated poll), in Unix seconds.",
+	}, []string{"instance"})
+	s.enrollments = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "reconciler_agent_enrollments_total",
+		Help: "Agent enrollments by result: ok, no_token, bad_proof, no_key, unknown_instance, malformed.",
+	}, []string{"result"})
+	for _, r := range []string{"ok", "no_token", "bad_proof", "no_key", "unknown_instance", "malformed"} {
+		s.enrollments.WithLabelValues(r)
+	}
+	if s.reg != nil {
+		s.reg.MustRegister(s.lastSeen, s.enrollments)
+	}
+	return s
+}
+
+// Register adds an instance with the keys the daemon holds for it.
+// opts pass through to its rpc.Session: rpc.WithWatermarks resumes the
+// counters a previous process persisted (Watermarks).
+func (s *Server) Register(name string, keys Keys, opts ...rpc.Option) error {
+	ring := rpc.NewKeyring(name)
+	held := map[uint32]vault.Secret{}
+	var next uint32
+	for _, k := range []*Key{keys.Current, keys.Next} {
+		if k == nil {
+			continue
+		}
+		if err := ring.Add(k.Version, k.Secret); err != nil {
+			return fmt.Errorf("register instance %q: %w", name, err)
+		}
+		held[k.Version] = k.Secret
+	}
+	if keys.Next != nil {
+		if keys.Current == nil || keys.Next.Version <= keys.Current.Version {
+			return fmt.Errorf("register instance %q: a next key needs a current key of a lower version", name)
+		}
+		next = keys.Next.Version
+	}
+	opts = append([]rpc.Option{rpc.WithPlaintextAllowed(s.allowPlaintext), rpc.WithMetrics(s.rpcMetrics),
+		rpc.WithLogger(s.log), rpc.WithClock(s.now)}, opts...)
+	sess, err := rpc.NewSession(rpc.SideReconciler, ring, opts...)
+	if err != nil {
+		return fmt.Errorf("register instance %q: %w", name, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.instances[name] != nil {
+		return fmt.Errorf("register instance %q: already registered", name)
+	}
+	s.instances[name] = &instance{name: name, session: sess, keys: held, next: next, changed: make(chan struct{})}
+	return nil
+}
+
+// Unregister forgets an instance and removes its series; its agent's
+// polls get 404 from then on.
+func (s *Server) Unregister(name string) {
+	s.mu.Lock()
+	inst := s.instances[name]
+	delete(s.instances, name)
+	s.mu.Unlock()
+	if inst != nil {
+		inst.mu.Lock()
+		inst.wake()
+		inst.mu.Unlock()
+	}
+	s.lastSeen.DeleteLabelValues(name)
+}
+
+func (s *Server) lookup(name string) *instance {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.instances[name]
+}
+
+var errUnknownInstance = errors.New("instance not registered")
+
+// Publish makes d the instance's desired state and wakes its agent's
+// poll. A generation not above the published one is ignored.
+func (s *Server) Publish(name string, d agent.Desired) error {
+	inst := s.lookup(name)
+	if inst == nil {
+		return fmt.Errorf("publish desired state of %q: %w", name, errUnknownInstance)
+	}
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+	if inst.desired != nil && d.Generation <= inst.desired.Generation {
+		return nil
+	}
+	inst.desired = &d
+	inst.wake()
+	return nil
+}
+
+// Rotate gives an instance a new key version. For an instance without a
+// key it becomes the current key at once (from then on its agent must
+// enroll; plaintext is refused). Otherwise the new key is delivered under
+// the current one and replaces it when the agent acknowledges it.
+func (s *Server) Rotate(name string, k Key) error {
+	inst := s.lookup(name)
+	if inst == nil {
+		return fmt.Errorf("rotate key of %q: %w", name, errUnknownInstance)
+	}
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+	if inst.next != 0 {
+		return fmt.Errorf("rotate key of %q: version %d is still waiting for the agent's acknowledgement", name, inst.next)
+	}
+	ring := inst.session.Keys()
+	if err := ring.Add(k.Version, k.Secret); err != nil {
+		return fmt.Errorf("rotate key of %q: %w", name, err)
+	}
+	inst.keys[k.Version] = k.Secret
+	if ring.Current() != k.Version {
+		inst.next = k.Version
+	}
+	inst.wake()
+	return nil
+}
+
+// Observed is what the server last heard from an instance's agent.
+type Observed struct {
+	Status   agent.Status
+	LastSeen time.Time // zero: never
+	// KeyVersion is the version the server seals with; NextKeyVersion a
+	// rotation waiting for the agent's acknowledgement (0: none).
+	KeyVersion, NextKeyVersion uint32
+}
+
+// Observed returns what the instance's agent last reported.
+func (s *Server) Observed(name string) (Observed, bool) {
+	inst := s.lookup(name)
+	if inst == nil {
+		return Observed{}, false
+	}
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+	return Observed{Status: inst.status, LastSeen: inst.seen,
+		KeyVersion: inst.session.Keys().Current(), NextKeyVersion: inst.next}, true
+}
+
+// Watermarks returns the instance's session counters, for the daemon to
+// persist and pass back to Register through rpc.WithWatermarks.
+func (s *Server) Watermarks(name string) (sent, received uint64, ok bool) {
+	inst := s.lookup(name)
+	if inst == nil {
+		return 0, 0, false
+	}
+	sent, received = inst.session.Watermarks()
+	return sent, received, true
+}
+
+// Handler serves the agent routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/agents/{instance}/poll", s.poll)
+	mux.HandleFunc("POST /v1/agents/{instance}/enroll", s.enroll)
+	return mux
+}
+
+// refuse answers a refused request: the status and a short reason,
+// never anything from the request.
+func refuse(w http.ResponseWriter, code int, reason string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	io.WriteString(w, reason+"\n")
+}
+
+func (s *Server) poll(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	name := r.PathValue("instance")
+	inst := s.lookup(name)
+	if inst == nil {
+		refuse(w, http.StatusNotFound, "unknown_instance")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rpc.MaxMessage))
+	if err != nil {
+		refuse(w, http.StatusRequestEntityTooLarge, "too_large")
+		return
+	}
+	h, payload, err := inst.session.Open(body)
+	if err != nil {
+		reason := rpc.Reason(err)
+		code := http.StatusForbidden
+		if reason == rpc.ResultMalformed {
+			code = http.StatusBadRequest
+		}
+		s.log.WarnContext(ctx, "agent message refused", "instance", name, "result", reason)
+		refuse(w, code, reason)
+		return
+	}
+	var req pollRequest
+	if err := json.Unmarshal(payload, &req); err != nil || len(req.ID) != requestIDSize {
+		// Authenticated, so the agent is ours but speaks another
+		// version of the protocol.
+		s.log.WarnContext(ctx, "agent poll payload not understood", "instance", name)
+		refuse(w, http.StatusBadRequest, "bad_payload")
+		return
+	}
+	req.Status.Instance = name // the header's name is authenticated; the payload's is not needed
+	s.heard(ctx, inst, h, req.Status)
+
+	wait := min(max(time.Duration(req.WaitMS)*time.Millisecond, 0), MaxWait)
+	reply, ok := s.waitForChange(ctx, inst, req.Status.Generation, wait)
+	if !ok {
+		return // the agent went away, or the instance was unregistered
+	}
+	reply.ID = req.ID
+	data, err := json.Marshal(reply)
+	if err == nil {
+		data, err = inst.session.Seal(data)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "cannot seal reply to agent", "instance", name, "error", err)
+		refuse(w, http.StatusInternalServerError, "seal_failed")
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Write(data)
+}
+
+// heard records an authenticated poll: status, last seen, and the key
+// version it was sealed under, which completes a rotation and, on the
+// first sealed poll, consumes the enrollment token.
+func (s *Server) heard(ctx context.Context, inst *instance, h rpc.Header, st agent.Status) {
+	inst.mu.Lock()
+	inst.status, inst.seen = st, s.now()
+	promoted := uint32(0)
+	if h.Sealed() && inst.next != 0 && h.KeyVersion == inst.next {
+		ring := inst.session.Keys()
+		old := ring.Current()
+		if err := ring.Promote(inst.next); err == nil {
+			if err := ring.Retire(old); err == nil {
+				delete(inst.keys, old)
+			}
+			promoted, inst.next = inst.next, 0
+		}
+	}
+	consume := h.Sealed() && !inst.consumed
+	inst.consumed = inst.consumed || h.Sealed()
+	inst.mu.Unlock()
+
+	s.lastSeen.WithLabelValues(inst.name).Set(float64(s.now().Unix()))
+	if promoted != 0 {
+		s.log.InfoContext(ctx, "agent acknowledged the new RPC key", "instance", inst.name, "key_version", promoted)
+		if s.onPromoted != nil {
+			s.onPromoted(ctx, inst.name, promoted)
+		}
+	}
+	if consume && s.tokens != nil {
+		if err := s.tokens.Consume(ctx, inst.name); err != nil {
+			s.log.ErrorContext(ctx, "cannot consume the enrollment token", "instance", inst.name, "error", err)
+			inst.mu.Lock()
+			inst.consumed = false // try again on the next poll
+			inst.mu.Unlock()
+		}
+	}
+	if s.onStatus != nil {
+		s.onStatus(ctx, st)
+	}
+}
+
+// waitForChange returns the reply for an agent at generation applied: at
+// once if there is newer desired state or a key to deliver, else when
+// either appears or wait has passed. It reports false if ctx ended first
+// or the instance was unregistered.
+func (s *Server) waitForChange(ctx context.Context, inst *instance, applied uint64, wait time.Duration) (pollReply, bool) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		inst.mu.Lock()
+		var reply pollReply
+		if d := inst.desired; d != nil && d.Generation > applied {
+			reply.Desired = toWire(d)
+		}
+		if inst.next != 0 {
+			reply.NextKey = &keyWire{Version: inst.next, Key: inst.keys[inst.next].Bytes()}
+		}
+		changed := inst.changed
+		inst.mu.Unlock()
+		if reply.Desired != nil || reply.NextKey != nil {
+			return reply, true
+		}
+		select {
+		case <-ctx.Done():
+			return reply, false
+		case <-timer.C:
+			return reply, true
+		case <-changed:
+			if s.lookup(inst.name) != inst {
+				return reply, false
+			}
+		}
+	}
+}
+
+// wake tells waiting polls that something changed; inst.mu is held.
+func (inst *instance) wake() {
+	close(inst.changed)
+	inst.changed = make(chan struct{})
+}
+
+func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	name := r.PathValue("instance")
+	fail := func(code int, result string) {
+		s.enrollments.WithLabelValues(result).Inc()
+		s.log.WarnContext(ctx, "agent enrollment refused", "instance", name, "result", result)
+		refuse(w, code, result)
+	}
+	inst := s.lookup(name)
+	if inst == nil {
+		fail(http.StatusNotFound, "unknown_instance")
+		return
+	}
+	var req rpc.KeyRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxEnrollBody)).Decode(&req); err != nil {
+		fail(http.StatusBadRequest, "malformed")
+		return
+	}
+	if s.tokens == nil {
+		fail(http.StatusForbidden, "no_token")
+		return
+	}
+	token, err := s.tokens.Token(ctx, name)
+	if err != nil {
+		if !isNotExist(err) {
+			s.log.ErrorContext(ctx, "cannot read enrollment token", "instance", name, "error", err)
+		}
+		fail(http.StatusForbidden, "no_token")
+		return
+	}
+	pub, err := req.Verify(name, token)
+	if err != nil {
+		fail(http.StatusForbidden, "bad_proof")
+		return
+	}
+	inst.mu.Lock()
+	version := inst.session.Keys().Current()
+	key := inst.keys[version]
+	inst.mu.Unlock()
+	if version == 0 {
+		fail(http.StatusConflict, "no_key")
+		return
+	}
+	delivery, err := rpc.SealKeyFor(pub, name, token, version, key)
+	if err != nil {
+		s.log.ErrorContext(ctx, "cannot seal key for agent", "instance", name, "error", err)
+		refuse(w, http.StatusInternalServerError, "seal_failed")
+		return
+	}
+	s.enrollments.WithLabelValues("ok").Inc()
+	s.log.InfoContext(ctx, "agent enrolled", "instance", name, "key_version", version)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Write(delivery)
+}
+
+// Instances returns the registered instances' names, sorted.
+func (s *Server) Instances() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	names := make([]string, 0, len(s.instances))
+	for n := range s.instances {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}

@@ -1,0 +1,361 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/reconciler-dev/reconciler/agent"
+	"github.com/reconciler-dev/reconciler/agent/rpc"
+)
+
+func TestEnrolledAgentReceivesDesiredStateSealed(t *testing.T) {
+	f := newFixture(t)
+	c := f.enrolled("orders-db", key(1, 0x11))
+	if c.KeyVersion() != 1 {
+		t.Fatalf("key version after enrollment = %d, want 1", c.KeyVersion())
+	}
+	// The first request was the enrollment; every poll since is sealed.
+	if got := f.box.lastRequest(); string(got[:3]) != "RCS" {
+		t.Errorf("poll after enrollment starts %q, want the sealed magic RCS", got[:3])
+	}
+	want := &agent.Desired{Generation: 3, SSL: true, Bundle: testBundle("0a:0b", []byte("-----BEGIN PRIVATE KEY-----"))}
+	if err := f.server.Publish("orders-db", *want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db", Phase: agent.Pending, Generation: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("desired state (-want +got):\n%s", diff)
+	}
+	// An agent already at that generation gets nothing when the poll ends.
+	got, err = c.Poll(context.Background(), agent.Status{Instance: "orders-db", Phase: agent.Active, Generation: 3, Verified: true})
+	if err != nil || got != nil {
+		t.Errorf("poll at the published generation = %+v, %v; want nothing", got, err)
+	}
+	obs, _ := f.server.Observed("orders-db")
+	if obs.Status.Phase != agent.Active || obs.Status.Generation != 3 || obs.Status.KeyVersion != 1 || obs.LastSeen.IsZero() {
+		t.Errorf("server observed %+v, want the agent's last status: Active at generation 3, key version 1", obs)
+	}
+	// The token is used up on both sides.
+	if _, err := f.tokens.Token(context.Background(), "orders-db"); !isNotExist(err) {
+		t.Errorf("server's token after the first sealed poll: %v, want it consumed", err)
+	}
+	if _, err := os.Stat(c.cfg.TokenFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("agent's token file after enrollment: %v, want it removed", err)
+	}
+	info, err := os.Stat(filepath.Join(c.cfg.StateDir, keysFile))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("key file: %v, mode %v; want 0600", err, info.Mode().Perm())
+	}
+}
+
+func TestPublishWakesAWaitingPoll(t *testing.T) {
+	f := newFixture(t)
+	c := f.enrolled("orders-db", key(1, 0x11))
+	c.cfg.Wait = time.Minute
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		f.server.Publish("orders-db", agent.Desired{Generation: 1})
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	got, err := c.Poll(ctx, agent.Status{Instance: "orders-db"})
+	if err != nil || got == nil || got.Generation != 1 {
+		t.Fatalf("poll = %+v, %v; want generation 1 as soon as it is published", got, err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("poll returned after %v: the publish did not wake it", d)
+	}
+}
+
+func TestRestartedAgentKeepsItsKeyAndCounters(t *testing.T) {
+	f := newFixture(t)
+	c := f.enrolled("orders-db", key(1, 0x11))
+	for range 3 {
+		if _, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again := f.client("orders-db", hostDirs{c.cfg.StateDir, c.cfg.TokenFile})
+	if again.KeyVersion() != 1 {
+		t.Fatalf("restarted agent's key version = %d, want 1", again.KeyVersion())
+	}
+	if _, err := again.Poll(context.Background(), agent.Status{Instance: "orders-db"}); err != nil {
+		t.Fatalf("poll after a restart: %v", err)
+	}
+	// And the state directory holds what it needs, tightly.
+	info, err := os.Stat(c.cfg.StateDir)
+	if err != nil || info.Mode().Perm() != 0o700 {
+		t.Errorf("state directory: %v, mode %v; want 0700", err, info.Mode().Perm())
+	}
+}
+
+func TestHostileMessagesAreRefused(t *testing.T) {
+	f := newFixture(t)
+	c := f.enrolled("orders-db", key(1, 0x11))
+	f.enrolled("billing-db", key(1, 0x22))
+	if _, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"}); err != nil {
+		t.Fatal(err)
+	}
+	captured := f.box.lastRequest()
+	flip := func(i int) []byte {
+		b := append([]byte(nil), captured...)
+		b[i] ^= 0x01
+		return b
+	}
+	plaintext := append([]byte("RCP"), captured[3:]...)
+	plaintext[5], plaintext[6], plaintext[7], plaintext[8] = 0, 0, 0, 0
+	for _, tc := range []struct {
+		name   string
+		path   string
+		body   []byte
+		code   int
+		reason string
+	}{
+		{"a replayed poll", pollPath("orders-db"), captured, 403, rpc.ResultReplay},
+		{"a flipped bit in the ciphertext", pollPath("orders-db"), flip(len(captured) - 20), 403, rpc.ResultTampered},
+		{"a flipped bit in the counter", pollPath("orders-db"), flip(15), 403, rpc.ResultTampered},
+		{"a truncated poll", pollPath("orders-db"), captured[:30], 400, rpc.ResultMalformed},
+		{"another instance's poll", pollPath("billing-db"), captured, 403, rpc.ResultWrongInstance},
+		{"plaintext to an instance with a key", pollPath("orders-db"), plaintext, 403, rpc.ResultPlaintextRefused},
+		{"the server's own reply reflected", pollPath("orders-db"), f.box.lastReply(), 403, rpc.ResultWrongDirection},
+		{"an unknown instance", pollPath("nobody-db"), captured, 404, "unknown_instance"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, reason := f.post(tc.path, tc.body)
+			if code != tc.code || reason != tc.reason {
+				t.Errorf("got %d %q, want %d %q", code, reason, tc.code, tc.reason)
+			}
+		})
+	}
+	// The agent itself still gets through.
+	if _, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"}); err != nil {
+		t.Errorf("honest poll after the attacks: %v", err)
+	}
+}
+
+func TestReorderedPollsAreAcceptedOnce(t *testing.T) {
+	f := newFixture(t)
+	c := f.enrolled("orders-db", key(1, 0x11))
+	var held [][]byte
+	f.box.rewriteRq = func(_ string, body []byte) []byte {
+		held = append(held, body)
+		return []byte("dropped") // the middlebox holds the real ones back
+	}
+	for range 2 {
+		c.Poll(context.Background(), agent.Status{Instance: "orders-db"})
+	}
+	f.box.rewriteRq = nil
+	for i, body := range [][]byte{held[1], held[0]} {
+		if code, reason := f.post(pollPath("orders-db"), body); code != 200 {
+			t.Errorf("held poll %d delivered out of order: %d %s, want accepted", 1-i, code, reason)
+		}
+	}
+	if code, reason := f.post(pollPath("orders-db"), held[0]); code != 403 || reason != rpc.ResultReplay {
+		t.Errorf("held poll delivered again: %d %s, want 403 replay", code, reason)
+	}
+}
+
+func TestAReplyWithheldAndReplayedIsRefused(t *testing.T) {
+	f := newFixture(t)
+	c := f.enrolled("orders-db", key(1, 0x11))
+	f.server.Publish("orders-db", agent.Desired{Generation: 5, SSL: false})
+	var old []byte
+	f.box.rewriteRp = func(_ string, body []byte) []byte {
+		if old == nil {
+			old = body
+			return []byte("lost")
+		}
+		return old // the withheld reply, delivered to the next request
+	}
+	if _, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"}); err == nil {
+		t.Fatal("a garbled reply was accepted")
+	}
+	_, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"})
+	if err == nil || !strings.Contains(err.Error(), "answers another request") {
+		t.Fatalf("a reply to an earlier request, delivered to a later one: %v, want it refused", err)
+	}
+}
+
+func TestAClockFarOffIsRefusedWithAHint(t *testing.T) {
+	f := newFixture(t)
+	c := f.enrolled("orders-db", key(1, 0x11))
+	skewed := f.client("orders-db", hostDirs{c.cfg.StateDir, ""}, WithClientClock(func() time.Time { return time.Now().Add(time.Hour) }))
+	_, err := skewed.Poll(context.Background(), agent.Status{Instance: "orders-db"})
+	var refused *RefusedError
+	if !errors.As(err, &refused) || refused.Reason != rpc.ResultStale {
+		t.Fatalf("poll from a clock an hour ahead: %v, want a refusal for a stale message", err)
+	}
+	if !strings.Contains(err.Error(), "NTP") {
+		t.Errorf("error %q does not tell the operator to check the clock", err)
+	}
+}
+
+func TestEnrollmentRefusals(t *testing.T) {
+	f := newFixture(t)
+	if err := f.server.Register("orders-db", Keys{Current: key(1, 0x11)}); err != nil {
+		t.Fatal(err)
+	}
+	wrong, _ := rpc.NewBootstrapToken()
+	for _, tc := range []struct {
+		name   string
+		issue  bool
+		reason string
+	}{
+		{"no token issued", false, "no_token"},
+		{"a token the reconciler did not issue", true, "bad_proof"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.issue {
+				f.tokens.Issue("orders-db")
+			}
+			c := f.client("orders-db", f.host(wrong))
+			_, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"})
+			var refused *RefusedError
+			if !errors.As(err, &refused) || refused.Op != "enroll" || refused.Reason != tc.reason {
+				t.Fatalf("enrollment: %v, want refused with %s", err, tc.reason)
+			}
+			if c.KeyVersion() != 0 {
+				t.Errorf("a refused agent holds key version %d", c.KeyVersion())
+			}
+		})
+	}
+
+	// A keyless agent without a token does not fall back to plaintext.
+	c := f.client("orders-db", f.host(nil))
+	c.cfg.TokenFile = ""
+	if _, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"}); !errors.Is(err, rpc.ErrNoKey) {
+		t.Errorf("keyless agent without plaintext: %v, want ErrNoKey", err)
+	}
+}
+
+func TestTokenIsOneTime(t *testing.T) {
+	f := newFixture(t)
+	c := f.enrolled("orders-db", key(1, 0x11))
+	_ = c
+	// The same token, kept by an attacker who copied the file.
+	token, _ := rpc.NewBootstrapToken()
+	thief := f.client("orders-db", f.host(token))
+	_, err := thief.Poll(context.Background(), agent.Status{Instance: "orders-db"})
+	var refused *RefusedError
+	if !errors.As(err, &refused) || refused.Reason != "no_token" {
+		t.Errorf("enrollment after the token was used: %v, want no_token", err)
+	}
+}
+
+func TestPlaintextUpgradePath(t *testing.T) {
+	f := newFixture(t, WithPlaintextAllowed(true))
+	if err := f.server.Register("legacy-db", Keys{}); err != nil {
+		t.Fatal(err)
+	}
+	h := f.host(nil)
+	c, err := NewClient(ClientConfig{Instance: "legacy-db", URL: f.https.URL, RootCAs: f.roots, StateDir: h.state,
+		TokenFile: h.token, Wait: 50 * time.Millisecond, AllowPlaintext: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.server.Publish("legacy-db", agent.Desired{Generation: 1})
+	if d, err := c.Poll(context.Background(), agent.Status{Instance: "legacy-db"}); err != nil || d == nil {
+		t.Fatalf("plaintext poll while both sides allow it: %+v, %v", d, err)
+	}
+	if got := f.box.lastRequest(); string(got[:3]) != "RCP" {
+		t.Fatalf("keyless poll starts %q, want the plaintext magic", got[:3])
+	}
+
+	// The reconciler gives the instance a key: plaintext is a downgrade now.
+	if err := f.server.Rotate("legacy-db", *key(1, 0x33)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Poll(context.Background(), agent.Status{Instance: "legacy-db", Generation: 1})
+	var refused *RefusedError
+	if !errors.As(err, &refused) || refused.Reason != rpc.ResultPlaintextRefused {
+		t.Fatalf("plaintext poll after the instance got a key: %v, want plaintext_refused", err)
+	}
+
+	// The operator bootstraps the host; the agent enrolls and seals.
+	token, _ := f.tokens.Issue("legacy-db")
+	os.WriteFile(h.token, FormatToken(token), 0o600)
+	if _, err := c.Poll(context.Background(), agent.Status{Instance: "legacy-db", Generation: 1}); err != nil {
+		t.Fatalf("poll after the token arrived: %v", err)
+	}
+	if c.KeyVersion() != 1 || string(f.box.lastRequest()[:3]) != "RCS" {
+		t.Errorf("after enrollment: key version %d, last poll %q; want 1 and sealed", c.KeyVersion(), f.box.lastRequest()[:3])
+	}
+}
+
+func TestKeyRotation(t *testing.T) {
+	var promoted []uint32
+	f := newFixture(t, WithKeyPromotedHook(func(_ context.Context, _ string, v uint32) { promoted = append(promoted, v) }))
+	c := f.enrolled("orders-db", key(1, 0x11))
+	oldPoll := func() []byte { // a poll under version 1, held back by an attacker
+		f.box.rewriteRq = func(_ string, b []byte) []byte { return nil }
+		c.Poll(context.Background(), agent.Status{Instance: "orders-db"})
+		f.box.rewriteRq = nil
+		return f.box.lastRequest()
+	}()
+
+	if err := f.server.Rotate("orders-db", *key(2, 0x12)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.server.Rotate("orders-db", *key(3, 0x13)); err == nil {
+		t.Error("a second rotation before the first was acknowledged was accepted")
+	}
+	// Poll 1: the reply, sealed under v1, carries v2; the agent promotes it.
+	if _, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.KeyVersion() != 2 {
+		t.Fatalf("agent key version after the delivery = %d, want 2", c.KeyVersion())
+	}
+	if obs, _ := f.server.Observed("orders-db"); obs.KeyVersion != 1 || obs.NextKeyVersion != 2 {
+		t.Errorf("server before the acknowledgement: seals %d, next %d; want 1 and 2", obs.KeyVersion, obs.NextKeyVersion)
+	}
+	// Poll 2: sealed under v2, the acknowledgement; the reply comes under v2.
+	if _, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"}); err != nil {
+		t.Fatal(err)
+	}
+	if obs, _ := f.server.Observed("orders-db"); obs.KeyVersion != 2 || obs.NextKeyVersion != 0 {
+		t.Errorf("server after the acknowledgement: seals %d, next %d; want 2 and none", obs.KeyVersion, obs.NextKeyVersion)
+	}
+	if diff := cmp.Diff([]uint32{2}, promoted); diff != "" {
+		t.Errorf("promotion hook calls (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]uint32{2}, c.keys.Versions()); diff != "" {
+		t.Errorf("agent keyring after the reply under v2 (-want +got):\n%s", diff)
+	}
+	if code, reason := f.post(pollPath("orders-db"), oldPoll); code != 403 || reason != rpc.ResultUnknownKey {
+		t.Errorf("a held-back poll under the retired key: %d %s, want 403 unknown_key_version", code, reason)
+	}
+	// A restart keeps only the new key.
+	again := f.client("orders-db", hostDirs{c.cfg.StateDir, ""})
+	if diff := cmp.Diff([]uint32{2}, again.keys.Versions()); diff != "" {
+		t.Errorf("restarted agent's keyring (-want +got):\n%s", diff)
+	}
+	if _, err := again.Poll(context.Background(), agent.Status{Instance: "orders-db"}); err != nil {
+		t.Errorf("restarted agent's poll: %v", err)
+	}
+}
+
+func TestUnregisteredInstanceGets404(t *testing.T) {
+	f := newFixture(t)
+	c := f.enrolled("orders-db", key(1, 0x11))
+	f.server.Unregister("orders-db")
+	_, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"})
+	var refused *RefusedError
+	if !errors.As(err, &refused) || refused.Code != 404 {
+		t.Errorf("poll of an unregistered instance: %v, want 404", err)
+	}
+}
+
+
+
