@@ -356,6 +356,3 @@ func TestUnregisteredInstanceGets404(t *testing.T) {
 		t.Errorf("poll of an unregistered instance: %v, want 404", err)
 	}
 }
-
-
-
