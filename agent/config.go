@@ -28,10 +28,18 @@ type Config struct {
 	// EnrollmentTokenFile holds the one-time token an agent without a key
 	// presents to receive its key, sealed to a key pair it generates.
 	EnrollmentTokenFile string `yaml:"enrollmentTokenFile,omitempty"`
-	// PollTimeout bounds one long poll (default 30s); Heartbeat is how
-	// often status is reported when nothing changes (default 30s).
-	PollTimeout Duration `yaml:"pollTimeout,omitempty"`
-	Heartbeat   Duration `yaml:"heartbeat,omitempty"`
+	// AllowPlaintext lets an agent that has no key and no token talk
+	// plaintext, if the reconciler allows it too: the upgrade path for
+	// instances with rpcEncryption disabled. Once the agent has a key it
+	// never sends or accepts plaintext again, whatever this says.
+	AllowPlaintext bool `yaml:"allowPlaintext,omitempty"`
+	// Heartbeat is how long the reconciler may hold a poll when nothing
+	// changes, and so how often status is reported (default 30s, at most
+	// 5m).
+	Heartbeat Duration `yaml:"heartbeat,omitempty"`
+	// MetricsAddress, if set, serves the agent's Prometheus metrics on
+	// http://ADDRESS/metrics (such as 127.0.0.1:9561).
+	MetricsAddress string `yaml:"metricsAddress,omitempty"`
 	// Datastore is the server this agent configures.
 	Datastore DatastoreConfig `yaml:"datastore"`
 }
@@ -55,6 +63,16 @@ type DatastoreConfig struct {
 	ReloadCommand  []string `yaml:"reloadCommand,omitempty"`
 	RestartCommand []string `yaml:"restartCommand,omitempty"`
 	AllowRestart   bool     `yaml:"allowRestart,omitempty"`
+	// ConfigFile is the server's own configuration file, for the
+	// installers that edit it (mongod.conf, cassandra.yaml,
+	// manticore.conf); the default is that name in ConfigDir.
+	ConfigFile string `yaml:"configFile,omitempty"`
+	// HBAFile is PostgreSQL's pg_hba.conf; the default is the server's own
+	// (SHOW hba_file) when adminDSN is set, else pg_hba.conf in dataDir.
+	HBAFile string `yaml:"hbaFile,omitempty"`
+	// TLSDir is where MongoDB, Cassandra and Manticore keep the key and
+	// CA files; the default is ConfigDir.
+	TLSDir string `yaml:"tlsDir,omitempty"`
 }
 
 // Installer returns the datastore as the installers see it.
@@ -100,9 +118,6 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("parse agent config %s: %w", path, err)
 	}
-	if c.PollTimeout == 0 {
-		c.PollTimeout = Duration(30 * time.Second)
-	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = Duration(30 * time.Second)
 	}
@@ -142,6 +157,9 @@ func (c *Config) validate() error {
 	}
 	if c.Datastore.Port <= 0 || c.Datastore.Port > 65535 {
 		errs = append(errs, fmt.Errorf("datastore.port: %d is not a TCP port", c.Datastore.Port))
+	}
+	if time.Duration(c.Heartbeat) > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("heartbeat: %s is above the reconciler's 5m limit on a poll", time.Duration(c.Heartbeat)))
 	}
 	if c.Datastore.AllowRestart && len(c.Datastore.RestartCommand) == 0 {
 		errs = append(errs, errors.New("datastore.allowRestart needs datastore.restartCommand (argv, such as [systemctl, restart, postgresql])"))

@@ -18,7 +18,6 @@ func TestLoadConfig(t *testing.T) {
 		Reconciler:          Endpoint{URL: "https://reconciler.example.com:8443", CAFile: "/etc/reconciler-agent/ca.pem"},
 		StateDir:            "/var/lib/reconciler-agent",
 		EnrollmentTokenFile: "/etc/reconciler-agent/enrollment-token",
-		PollTimeout:         Duration(30 * time.Second),
 		Heartbeat:           Duration(30 * time.Second),
 		Datastore: DatastoreConfig{
 			Type: "postgresql", Version: "15", ConfigDir: "/etc/postgresql/15/main/conf.d", DataDir: "/var/lib/postgresql/15/main",
@@ -46,7 +45,8 @@ datastore: {type: postgresql, configDir: /etc/pg, host: 127.0.0.1, port: 5432}
 		{"unknown datastore", strings.Replace(base, "type: postgresql", "type: oracle", 1), `datastore.type: "oracle" is not one of`},
 		{"bad port", strings.Replace(base, "port: 5432", "port: 0", 1), "datastore.port: 0 is not a TCP port"},
 		{"restart without a command", base[:len(base)-2] + ", allowRestart: true}\n", "datastore.allowRestart needs datastore.restartCommand"},
-		{"bad duration", base + "pollTimeout: soon\n", `line 5: "soon" is not a duration`},
+		{"bad duration", base + "heartbeat: soon\n", `line 5: "soon" is not a duration`},
+		{"heartbeat above the server's limit", base + "heartbeat: 10m\n", "heartbeat: 10m0s is above the reconciler's 5m limit"},
 		{"missing state dir", strings.Replace(base, "stateDir: /var/lib/a\n", "", 1), "stateDir is required"},
 	}
 	for _, tt := range tests {

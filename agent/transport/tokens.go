@@ -52,10 +52,15 @@ func (d *TokenDir) Issue(instance string) (vault.Secret, error) {
 	if err != nil {
 		return nil, err
 	}
+	return t, d.Put(instance, t)
+}
+
+// Put stores t as instance's token, replacing any outstanding one.
+func (d *TokenDir) Put(instance string, t vault.Secret) error {
 	if err := d.dir.Write(instance+".token", FormatToken(t)); err != nil {
-		return nil, fmt.Errorf("issue token for instance %q: %w", instance, err)
+		return fmt.Errorf("store token for instance %q: %w", instance, err)
 	}
-	return t, nil
+	return nil
 }
 
 // Token reads instance's token.
