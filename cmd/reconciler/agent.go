@@ -145,7 +145,9 @@ var datastoreDefaults = map[string]agent.DatastoreConfig{
 	specs.MariaDB:   {Port: 3306, User: "mysql", ConfigDir: "/etc/mysql/mariadb.conf.d", AdminDSN: "root@unix(/run/mysqld/mysqld.sock)/"},
 	specs.MongoDB:   {Port: 27017, User: "mongodb", ConfigDir: "/etc", TLSDir: "/etc/mongodb-tls"},
 	specs.Cassandra: {Port: 9042, User: "cassandra", ConfigDir: "/etc/cassandra"},
-	specs.Manticore: {Port: 9308, User: "manticore", ConfigDir: "/etc/manticoresearch"},
+	// Manticore's HTTPS listener is a port of its own: 9308 is usually
+	// searchd's plain HTTP one, which the installer will not take over.
+	specs.Manticore: {Port: 9443, User: "manticore", ConfigDir: "/etc/manticoresearch"},
 }
 
 func newAgentBootstrapCommand() *cobra.Command {
