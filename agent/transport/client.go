@@ -77,10 +77,11 @@ type Client struct {
 	reg  prometheus.Registerer
 	now  func() time.Time
 
-	mu      sync.Mutex
-	keys    *rpc.Keyring
-	stored  keyFile // what the state directory holds, kept in step with keys
-	session *rpc.Session
+	mu       sync.Mutex
+	keys     *rpc.Keyring
+	stored   keyFile // what the state directory holds, kept in step with keys
+	session  *rpc.Session
+	reserved uint64 // send counters up to this one are reserved on disk
 }
 
 var _ agent.Transport = (*Client)(nil)
@@ -121,6 +122,7 @@ func NewClient(cfg ClientConfig, opts ...ClientOption) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new agent transport: %w", err)
 	}
+	c.reserved = sent // the next seal writes a new reservation
 	c.session, err = rpc.NewSession(rpc.SideAgent, c.keys,
 		rpc.WithWatermarks(sent, received), rpc.WithPlaintextAllowed(cfg.AllowPlaintext),
 		rpc.WithMetrics(rpc.NewMetrics(c.reg)), rpc.WithLogger(c.log), rpc.WithClock(c.now))
@@ -182,9 +184,7 @@ func (c *Client) Poll(ctx context.Context, s agent.Status) (*agent.Desired, erro
 	if err != nil {
 		return nil, fmt.Errorf("poll reconciler: %w", err)
 	}
-	// The counter just used is on disk before the message leaves, so a
-	// restart a moment later cannot use it again.
-	if err := c.saveCounters(); err != nil {
+	if err := c.reserveCounters(); err != nil {
 		return nil, err
 	}
 	// The reconciler holds the poll for up to Wait; give the exchange
@@ -207,9 +207,6 @@ func (c *Client) Poll(ctx context.Context, s agent.Status) (*agent.Desired, erro
 		return nil, errors.New("read reconciler reply: it answers another request (withheld and replayed?): refused")
 	}
 	if err := c.keysAfterReply(ctx, h, reply.NextKey); err != nil {
-		return nil, err
-	}
-	if err := c.saveCounters(); err != nil {
 		return nil, err
 	}
 	if reply.Desired == nil {
@@ -341,7 +338,26 @@ func (c *Client) keysAfterReply(ctx context.Context, h rpc.Header, next *keyWire
 	return nil
 }
 
-func (c *Client) saveCounters() error {
+// counterReservation is how many send counters one write to the state
+// directory reserves: at a poll every 30 seconds, three weeks' worth.
+const counterReservation = 1 << 16
+
+// reserveCounters keeps the send counter below a reservation on disk, so
+// that an agent restarted at once (in the same second, or after its clock
+// stepped back) starts above every counter it used, without an fsync per
+// message. The received counter rides along; losing it is harmless, since
+// a reply must echo the ID of a request made by this process.
+func (c *Client) reserveCounters() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	sent, received := c.session.Watermarks()
-	return saveCounters(c.dir, sent, received)
+	if sent < c.reserved {
+		return nil
+	}
+	next := sent + counterReservation
+	if err := saveCounters(c.dir, next, received); err != nil {
+		return err
+	}
+	c.reserved = next
+	return nil
 }

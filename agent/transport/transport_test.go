@@ -80,13 +80,21 @@ func TestPublishWakesAWaitingPoll(t *testing.T) {
 
 func TestRestartedAgentKeepsItsKeyAndCounters(t *testing.T) {
 	f := newFixture(t)
-	c := f.enrolled("orders-db", key(1, 0x11))
+	// Both processes see the same second: the clock alone would start the
+	// restarted one on counters already used; the reservation must not.
+	frozen := time.Now()
+	clock := WithClientClock(func() time.Time { return frozen })
+	if err := f.server.Register("orders-db", Keys{Current: key(1, 0x11)}); err != nil {
+		t.Fatal(err)
+	}
+	token, _ := f.tokens.Issue("orders-db")
+	c := f.client("orders-db", f.host(token), clock)
 	for range 3 {
 		if _, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	again := f.client("orders-db", hostDirs{c.cfg.StateDir, c.cfg.TokenFile})
+	again := f.client("orders-db", hostDirs{c.cfg.StateDir, c.cfg.TokenFile}, clock)
 	if again.KeyVersion() != 1 {
 		t.Fatalf("restarted agent's key version = %d, want 1", again.KeyVersion())
 	}
