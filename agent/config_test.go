@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -56,5 +57,23 @@ datastore: {type: postgresql, configDir: /etc/pg, host: 127.0.0.1, port: 5432}
 				t.Errorf("error = %v, want it to name agent.yaml and contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestExampleConfigsLoad keeps examples/agent true to the parser.
+func TestExampleConfigsLoad(t *testing.T) {
+	files, err := filepath.Glob("../examples/agent/*.yaml")
+	if err != nil || len(files) < 3 {
+		t.Fatalf("examples/agent holds %d files (%v), want at least 3", len(files), err)
+	}
+	for _, f := range files {
+		c, err := LoadConfig(f)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if _, err := NewInstaller(c.Datastore, nil); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 }
