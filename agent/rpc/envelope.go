@@ -113,7 +113,12 @@ type envelope struct {
 // magic, format version, lengths, direction, the instance name's syntax
 // and the key version's zero-ness against the form. Its errors wrap
 // ErrMalformed and quote none of the input.
-func parse(data []byte) (envelope, error) {
+func parse(data []byte) (envelope, error) { return parseFor(data, "") }
+
+// parseFor is parse for a receiver expecting instance: a header naming it
+// shares that string instead of copying the name out of data, so that
+// opening a message allocates no string. The checks are parse's.
+func parseFor(data []byte, instance string) (envelope, error) {
 	var e envelope
 	if len(data) > MaxMessage {
 		return e, fmt.Errorf("%d bytes, above the %d-byte limit: %w", len(data), MaxMessage, ErrMalformed)
@@ -150,9 +155,14 @@ func parse(data []byte) (envelope, error) {
 	if len(data) < end {
 		return e, fmt.Errorf("truncated in the instance name: %w", ErrMalformed)
 	}
-	h.Instance = string(data[fixedHeaderSize:end])
-	if !validInstance(h.Instance) {
+	name := data[fixedHeaderSize:end]
+	if !validInstance(name) {
 		return e, fmt.Errorf("invalid instance name: %w", ErrMalformed)
+	}
+	if string(name) == instance {
+		h.Instance = instance
+	} else {
+		h.Instance = string(name)
 	}
 	if !e.sealed {
 		e.ad = data[:end]
@@ -181,7 +191,7 @@ func form(sealed bool) string {
 // validInstance reports whether name is a DNS-1123 label, the syntax the
 // specs allow for instance names. Checking it keeps garbage out of error
 // strings and log lines.
-func validInstance(name string) bool {
+func validInstance[T string | []byte](name T) bool {
 	if len(name) == 0 || len(name) > maxInstanceLen {
 		return false
 	}

@@ -69,7 +69,9 @@ const (
 	ResultMalformed        = "malformed"
 )
 
-var results = []struct {
+// results lists the refusals in a fixed order: Metrics resolves one
+// counter per entry, indexed by reason.
+var results = [...]struct {
 	err   error
 	label string
 }{
@@ -86,14 +88,29 @@ var results = []struct {
 // Reason returns the result label for an error of Open: ResultOK for nil,
 // one of the Result constants for a refusal, "" for an error that is no
 // refusal of this package.
-func Reason(err error) string {
+func Reason(err error) string { return resultLabel(reason(err)) }
+
+// reason returns the index of err's result label: 0 for nil (ResultOK),
+// i+1 for results[i], -1 for an error that is no refusal of this package.
+func reason(err error) int {
 	if err == nil {
-		return ResultOK
+		return 0
 	}
-	for _, r := range results {
+	for i, r := range results {
 		if errors.Is(err, r.err) {
-			return r.label
+			return i + 1
 		}
 	}
-	return ""
+	return -1
+}
+
+// resultLabel returns the result label of a reason index.
+func resultLabel(i int) string {
+	switch {
+	case i == 0:
+		return ResultOK
+	case i < 0 || i > len(results):
+		return ""
+	}
+	return results[i-1].label
 }

@@ -37,16 +37,55 @@ type keyEntry struct {
 type Keyring struct {
 	instance string
 
-	mu      sync.RWMutex
+	mu      sync.Mutex           // serialises Add, Promote and Retire
 	current uint32               // 0: no key
 	keys    map[uint32]*keyEntry // at most two
 	retired uint32               // highest version retired; lower ones never come back
+
+	// state is an immutable copy of current and keys, replaced under mu
+	// after every change, so that Seal and Open read the keyring with one
+	// atomic load and take no lock.
+	state atomic.Pointer[keyState]
 }
+
+// keyState is a snapshot of a Keyring. The entries are shared with the
+// map, so the seal counts are too.
+type keyState struct {
+	current  uint32
+	sealer   *keyEntry // the current version's entry, nil when empty
+	versions []uint32  // held versions, increasing
+	entries  []*keyEntry
+}
+
+var emptyKeyState = &keyState{}
 
 // NewKeyring returns an empty keyring for instance: with no key, a
 // session seals and accepts plaintext only if its policy allows it.
 func NewKeyring(instance string) *Keyring {
-	return &Keyring{instance: instance, keys: make(map[uint32]*keyEntry, 2)}
+	k := &Keyring{instance: instance, keys: make(map[uint32]*keyEntry, 2)}
+	k.state.Store(emptyKeyState)
+	return k
+}
+
+// publish replaces the snapshot after a change; k.mu must be held.
+func (k *Keyring) publish() {
+	st := &keyState{current: k.current, sealer: k.keys[k.current]}
+	for v := range k.keys {
+		st.versions = append(st.versions, v)
+	}
+	slices.Sort(st.versions)
+	for _, v := range st.versions {
+		st.entries = append(st.entries, k.keys[v])
+	}
+	k.state.Store(st)
+}
+
+// load returns the current snapshot.
+func (k *Keyring) load() *keyState {
+	if st := k.state.Load(); st != nil {
+		return st
+	}
+	return emptyKeyState
 }
 
 // Instance returns the instance the keyring belongs to.
@@ -87,6 +126,7 @@ func (k *Keyring) Add(version uint32, key vault.Secret) error {
 	if k.current == 0 {
 		k.current = version
 	}
+	k.publish()
 	return nil
 }
 
@@ -99,6 +139,7 @@ func (k *Keyring) Promote(version uint32) error {
 		return fmt.Errorf("promote key version %d for instance %q: %w", version, k.instance, ErrUnknownKeyVersion)
 	}
 	k.current = version
+	k.publish()
 	return nil
 }
 
@@ -114,57 +155,43 @@ func (k *Keyring) Retire(version uint32) error {
 	}
 	delete(k.keys, version)
 	k.retired = max(k.retired, version)
+	k.publish()
 	return nil
 }
 
 // Current returns the version that seals, or 0 when the keyring is empty.
-func (k *Keyring) Current() uint32 {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	return k.current
-}
+func (k *Keyring) Current() uint32 { return k.load().current }
 
 // Versions returns the versions that open, in increasing order.
 func (k *Keyring) Versions() []uint32 {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	v := make([]uint32, 0, len(k.keys))
-	for n := range k.keys {
-		v = append(v, n)
-	}
-	slices.Sort(v)
-	return v
+	v := k.load().versions
+	return append(make([]uint32, 0, len(v)), v...)
 }
 
 // HasKey reports whether the keyring holds any key; a keyring that does
 // refuses plaintext whatever the policy says.
-func (k *Keyring) HasKey() bool {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	return len(k.keys) > 0
-}
+func (k *Keyring) HasKey() bool { return len(k.load().versions) > 0 }
 
 // sealer returns the current version and its AEAD (nil if none), and
 // counts one more seal under it: false once MaxSealsPerKey is reached.
 func (k *Keyring) sealer() (uint32, cipher.AEAD, bool) {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	e := k.keys[k.current]
-	if e == nil {
+	st := k.load()
+	if st.sealer == nil {
 		return 0, nil, true
 	}
-	return k.current, e.aead, e.seals.Add(1) <= MaxSealsPerKey
+	return st.current, st.sealer.aead, st.sealer.seals.Add(1) <= MaxSealsPerKey
 }
 
 // opener returns the AEAD of version (nil if not held) and whether the
 // keyring holds any key.
 func (k *Keyring) opener(version uint32) (cipher.AEAD, bool) {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	if e := k.keys[version]; e != nil {
-		return e.aead, true
+	st := k.load()
+	for i, v := range st.versions {
+		if v == version {
+			return st.entries[i].aead, true
+		}
 	}
-	return nil, len(k.keys) > 0
+	return nil, len(st.versions) > 0
 }
 
 // String shows the instance and versions, never key bytes.

@@ -10,6 +10,10 @@ import (
 // direction and result. One Metrics serves every session of a process.
 type Metrics struct {
 	messages *prometheus.CounterVec
+	// byReason holds the series of messages, resolved once in NewMetrics
+	// so that counting an Open hashes no labels: [direction-1][reason],
+	// reason as returned by reason (0 for ok, i+1 for results[i]).
+	byReason [2][1 + len(results)]prometheus.Counter
 }
 
 // NewMetrics returns the RPC metrics registered on reg; a nil reg
@@ -32,18 +36,26 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	// Every series exists from the start, at zero, so a rate() or an
 	// alert on a refusal sees its first occurrence.
+	m := &Metrics{messages: messages}
 	for _, d := range []Direction{ToAgent, ToReconciler} {
-		messages.WithLabelValues(d.String(), ResultOK)
-		for _, r := range results {
-			messages.WithLabelValues(d.String(), r.label)
+		for i := range m.byReason[d-1] {
+			m.byReason[d-1][i] = messages.WithLabelValues(d.String(), resultLabel(i))
 		}
 	}
-	return &Metrics{messages: messages}
+	return m
 }
 
-func (m *Metrics) count(d Direction, result string) {
+// count counts one opened message of direction d with the given reason
+// index (see reason).
+func (m *Metrics) count(d Direction, r int) {
 	if m == nil {
 		return
 	}
-	m.messages.WithLabelValues(d.String(), result).Inc()
+	if d.valid() && r >= 0 && r < len(m.byReason[d-1]) {
+		m.byReason[d-1][r].Inc()
+		return
+	}
+	// Not reached by Open, whose errors all carry a reason; kept so that
+	// such a message would still be counted, as before, under its label.
+	m.messages.WithLabelValues(d.String(), resultLabel(r)).Inc()
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -57,7 +58,8 @@ func WithPlaintextAllowed(allowed bool) Option {
 // and a restarted receiver never accepts a message it accepted before.
 func WithWatermarks(sent, received uint64) Option {
 	return func(s *Session) {
-		s.sent, s.window.highest = sent, received
+		s.sent.Store(sent)
+		s.window.highest = received
 		if received > 0 {
 			// Which counters below the watermark were accepted is
 			// lost: count them all as seen.
@@ -87,8 +89,7 @@ type Session struct {
 	allowPlaintext bool
 	rand           io.Reader
 
-	sendMu sync.Mutex
-	sent   uint64
+	sent atomic.Uint64 // the last counter sealed
 
 	recvMu sync.Mutex
 	window window
@@ -126,7 +127,7 @@ func NewSession(side Side, keys *Keyring, opts ...Option) (*Session, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if t := s.now().Unix(); t > 0 {
-		s.sent = max(s.sent, uint64(t)<<32)
+		s.sent.Store(max(s.sent.Load(), uint64(t)<<32))
 	}
 	return s, nil
 }
@@ -140,9 +141,7 @@ func (s *Session) Keys() *Keyring { return s.keys }
 // Watermarks returns the last counter sealed and the highest counter
 // accepted, for a daemon to persist and pass to WithWatermarks.
 func (s *Session) Watermarks() (sent, received uint64) {
-	s.sendMu.Lock()
-	sent = s.sent
-	s.sendMu.Unlock()
+	sent = s.sent.Load()
 	s.recvMu.Lock()
 	defer s.recvMu.Unlock()
 	return sent, s.window.highest
@@ -164,14 +163,10 @@ func (s *Session) Seal(payload []byte) ([]byte, error) {
 	case !fresh:
 		return nil, fmt.Errorf("seal message for instance %q, key version %d: %w", s.instance, version, ErrKeyExhausted)
 	}
-	s.sendMu.Lock()
-	if s.sent == ^uint64(0) {
-		s.sendMu.Unlock()
+	counter, ok := s.nextCounter()
+	if !ok {
 		return nil, fmt.Errorf("seal message for instance %q: message counter exhausted", s.instance)
 	}
-	s.sent++
-	counter := s.sent
-	s.sendMu.Unlock()
 
 	h := Header{Instance: s.instance, Direction: s.out, KeyVersion: version, Counter: counter, Time: s.now()}
 	if aead == nil {
@@ -190,6 +185,20 @@ func (s *Session) Seal(payload []byte) ([]byte, error) {
 	return aead.Seal(b, nonce, payload, b), nil
 }
 
+// nextCounter returns the next send counter, or false once the counter
+// space is used up; it never returns a counter twice.
+func (s *Session) nextCounter() (uint64, bool) {
+	for {
+		c := s.sent.Load()
+		if c == ^uint64(0) {
+			return 0, false
+		}
+		if s.sent.CompareAndSwap(c, c+1) {
+			return c + 1, true
+		}
+	}
+}
+
 // Open checks and opens a message from the other side and returns its
 // header and payload. It refuses, with an error wrapping one of the
 // ErrReplay ... ErrMalformed sentinels and counted in the metrics:
@@ -202,11 +211,12 @@ func (s *Session) Seal(payload []byte) ([]byte, error) {
 // window. The payload is a fresh slice, not an alias of data.
 func (s *Session) Open(data []byte) (Header, []byte, error) {
 	h, payload, err := s.open(data)
-	result := Reason(err)
+	r := reason(err)
 	// The direction label is the one this session receives, whatever a
 	// (possibly forged or reflected) header claims.
-	s.metrics.count(s.in, result)
+	s.metrics.count(s.in, r)
 	if err != nil {
+		result := resultLabel(r)
 		s.log.Debug("rpc message refused", "instance", s.instance, "direction", s.in.String(),
 			"result", result, "key_version", h.KeyVersion, "counter", h.Counter)
 		return Header{}, nil, fmt.Errorf("open message for instance %q: %w", s.instance, err)
@@ -215,7 +225,7 @@ func (s *Session) Open(data []byte) (Header, []byte, error) {
 }
 
 func (s *Session) open(data []byte) (Header, []byte, error) {
-	e, err := parse(data)
+	e, err := parseFor(data, s.instance)
 	h := e.header
 	switch {
 	case err != nil:

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -644,5 +645,45 @@ func TestConcurrentUse(t *testing.T) {
 	sent, _ := rec.Watermarks()
 	if _, received := agent.Watermarks(); sent != received {
 		t.Errorf("sent up to %d, received up to %d", sent, received)
+	}
+}
+
+func TestSendCounterExhausted(t *testing.T) {
+	clk := newClock()
+	rec := session(t, SideReconciler, keyring(t, "orders-db", 0x10, 1), WithClock(clk.now), WithWatermarks(^uint64(0)-1, 0))
+	if m := seal(t, rec, []byte("last")); binary.BigEndian.Uint64(m[9:17]) != ^uint64(0) {
+		t.Errorf("last counter %d, want %d", binary.BigEndian.Uint64(m[9:17]), ^uint64(0))
+	}
+	for range 2 {
+		if _, err := rec.Seal([]byte("one too many")); err == nil {
+			t.Fatal("sealed past the last counter")
+		}
+	}
+	if sent, _ := rec.Watermarks(); sent != ^uint64(0) {
+		t.Errorf("sent watermark %d after exhaustion, want %d", sent, ^uint64(0))
+	}
+}
+
+// TestSealOpenAllocs pins the allocations of a sealed exchange: the
+// message Seal returns and the payload Open returns, nothing else, with
+// the receiver counting in Metrics.
+func TestSealOpenAllocs(t *testing.T) {
+	if testing.CoverMode() != "" {
+		t.Skip("coverage instrumentation allocates")
+	}
+	rec := session(t, SideReconciler, keyring(t, "orders-db", 0x10, 1))
+	agent := session(t, SideAgent, keyring(t, "orders-db", 0x10, 1), WithMetrics(NewMetrics(nil)))
+	payload := make([]byte, 1024)
+	allocs := testing.AllocsPerRun(100, func() {
+		m, err := rec.Seal(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := agent.Open(m); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 2 {
+		t.Errorf("%v allocations per Seal and Open, want 2", allocs)
 	}
 }
