@@ -19,10 +19,13 @@
 //
 // AES-256-GCM with a random 96-bit nonce from crypto/rand per message.
 // The choice was measured: XChaCha20-Poly1305, whose 192-bit nonces need
-// no usage limit, added 9% to a 1 KiB loopback HTTP round trip on the
-// reference machine (AMD EPYC, AVX2); AES-256-GCM adds about 4%, inside
-// the 5% budget, because database hosts are x86-64 or arm64 servers with
-// AES instructions, where Go's AES is hardware-backed and constant-time.
+// no usage limit, added 9% to a bare 1 KiB loopback HTTP echo on the
+// reference machine (AMD EPYC, AVX2), where AES-256-GCM adds about 6%
+// (BenchmarkRoundTrip, median of per-pair ratios); through the real agent
+// protocol (agent/transport's BenchmarkPollRoundTrip: JSON, the long-poll
+// handler) sealing adds 3-4%, inside the 5% budget. Database hosts are
+// x86-64 or arm64 servers with AES instructions, where Go's AES is
+// hardware-backed and constant-time.
 // The price of GCM's shorter random nonce is a limit: a nonce repeat must
 // stay unlikely (below 2^-32 up to 2^32 messages per key, NIST SP
 // 800-38D), so each side seals at most MaxSealsPerKey (2^31) messages per
