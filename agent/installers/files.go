@@ -9,6 +9,8 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+
+	"github.com/reconciler-dev/reconciler/agent/atomicfile"
 )
 
 // PreviousSuffix names the copy of a file's previous version, kept beside
@@ -49,7 +51,7 @@ func (f *Files) Write(path string, data []byte, mode fs.FileMode) (bool, error) 
 		}
 		// The copy keeps the original's mode and owner, so a rollback
 		// gives the server back a file it can still read.
-		if err := writeAtomic(path+PreviousSuffix, old, info.Mode().Perm(), fileUID(info), fileGID(info)); err != nil {
+		if err := atomicfile.Write(path+PreviousSuffix, old, info.Mode().Perm(), fileUID(info), fileGID(info)); err != nil {
 			return false, err
 		}
 	}
@@ -57,7 +59,7 @@ func (f *Files) Write(path string, data []byte, mode fs.FileMode) (bool, error) 
 	if err != nil {
 		return false, err
 	}
-	if err := writeAtomic(path, data, mode, uid, gid); err != nil {
+	if err := atomicfile.Write(path, data, mode, uid, gid); err != nil {
 		return false, err
 	}
 	f.undo = append(f.undo, func() error {
@@ -77,7 +79,7 @@ func (f *Files) Remove(path string) (bool, error) {
 	if err := os.Rename(path, path+PreviousSuffix); err != nil {
 		return false, fmt.Errorf("remove %s: %w", path, err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 		return false, err
 	}
 	f.undo = append(f.undo, func() error { return os.Rename(path+PreviousSuffix, path) })
@@ -135,52 +137,4 @@ func (f *Files) ownedRight(info fs.FileInfo) bool {
 	return fileUID(info) == uid
 }
 
-// writeAtomic writes data to path through a temporary file in the same
-// directory; uid and gid below 0 are left alone.
-func writeAtomic(path string, data []byte, mode fs.FileMode, uid, gid int) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename there is nothing left to remove
-	err = tmp.Chmod(mode)
-	if err == nil && (uid >= 0 || gid >= 0) {
-		err = tmp.Chown(uid, gid)
-	}
-	if err == nil {
-		_, err = tmp.Write(data)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
-
-func removeIfExists(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
+func removeIfExists(path string) error { return atomicfile.Remove(path) }

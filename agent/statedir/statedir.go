@@ -3,10 +3,11 @@ package statedir
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/reconciler-dev/reconciler/agent/atomicfile"
 )
 
 // Dir is an open state directory.
@@ -59,25 +60,7 @@ func (d *Dir) Write(name string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(d.path, ".state-*")
-	if err != nil {
-		return fmt.Errorf("write agent state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), p)
-	}
-	if err == nil {
-		err = syncDir(d.path)
-	}
-	if err != nil {
+	if err := atomicfile.Write(p, data, 0o600, -1, -1); err != nil {
 		return fmt.Errorf("write agent state %s: %w", name, err)
 	}
 	return nil
@@ -89,10 +72,10 @@ func (d *Dir) Remove(name string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := atomicfile.Remove(p); err != nil {
 		return fmt.Errorf("remove agent state %s: %w", name, err)
 	}
-	return syncDir(d.path)
+	return nil
 }
 
 func (d *Dir) file(name string) (string, error) {
@@ -100,14 +83,4 @@ func (d *Dir) file(name string) (string, error) {
 		return "", fmt.Errorf("agent state file %q: not a plain file name", name)
 	}
 	return filepath.Join(d.path, name), nil
-}
-
-// syncDir makes a rename or removal in dir durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
