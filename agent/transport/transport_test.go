@@ -150,6 +150,61 @@ func TestHostileMessagesAreRefused(t *testing.T) {
 	if _, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"}); err != nil {
 		t.Errorf("honest poll after the attacks: %v", err)
 	}
+	// Each refusal is counted by its reason.
+	for _, reason := range []string{rpc.ResultReplay, rpc.ResultTampered, rpc.ResultMalformed, rpc.ResultWrongInstance,
+		rpc.ResultPlaintextRefused, rpc.ResultWrongDirection} {
+		if n := counted(t, f, reason); n < 1 {
+			t.Errorf("reconciler_rpc_messages_total{direction=to_reconciler,result=%s} = %v, want the refusal counted", reason, n)
+		}
+	}
+}
+
+// counted reads the server's count of messages opened with result.
+func counted(t *testing.T, f *fixture, result string) float64 {
+	t.Helper()
+	families, err := f.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range families {
+		if mf.GetName() != "reconciler_rpc_messages_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["direction"] == "to_reconciler" && labels["result"] == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// TestAnotherInstancesKeyIsRefused: the owner of one host, holding its
+// instance's key, poses as another instance.
+func TestAnotherInstancesKeyIsRefused(t *testing.T) {
+	f := newFixture(t)
+	orders := f.enrolled("orders-db", key(1, 0x11))
+	f.enrolled("billing-db", key(1, 0x22))
+	stolen, err := os.ReadFile(filepath.Join(orders.cfg.StateDir, keysFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := f.host(nil)
+	os.MkdirAll(h.state, 0o700)
+	os.WriteFile(filepath.Join(h.state, keysFile), stolen, 0o600)
+	impostor := f.client("billing-db", h)
+	_, err = impostor.Poll(context.Background(), agent.Status{Instance: "billing-db"})
+	var refused *RefusedError
+	if !errors.As(err, &refused) || refused.Reason != rpc.ResultTampered {
+		t.Fatalf("poll as billing-db under orders-db's key: %v, want refused as tampered", err)
+	}
+	if obs, _ := f.server.Observed("billing-db"); obs.Status.Phase != agent.Pending {
+		t.Errorf("the impostor's status was recorded: %+v", obs.Status)
+	}
 }
 
 func TestReorderedPollsAreAcceptedOnce(t *testing.T) {
