@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -77,7 +78,10 @@ type Client struct {
 	reg  prometheus.Registerer
 	now  func() time.Time
 
+	pollMu sync.Mutex // one poll at a time: the request ID and the key changes are per exchange
+
 	mu       sync.Mutex
+	metrics  *rpc.Metrics
 	keys     *rpc.Keyring
 	stored   keyFile // what the state directory holds, kept in step with keys
 	session  *rpc.Session
@@ -123,17 +127,32 @@ func NewClient(cfg ClientConfig, opts ...ClientOption) (*Client, error) {
 		return nil, fmt.Errorf("new agent transport: %w", err)
 	}
 	c.reserved = sent // the next seal writes a new reservation
-	c.session, err = rpc.NewSession(rpc.SideAgent, c.keys,
-		rpc.WithWatermarks(sent, received), rpc.WithPlaintextAllowed(cfg.AllowPlaintext),
-		rpc.WithMetrics(rpc.NewMetrics(c.reg)), rpc.WithLogger(c.log), rpc.WithClock(c.now))
-	if err != nil {
+	c.metrics = rpc.NewMetrics(c.reg)
+	if c.session, err = c.newSession(c.keys, sent, received); err != nil {
 		return nil, fmt.Errorf("new agent transport: %w", err)
 	}
 	return c, nil
 }
 
+func (c *Client) newSession(keys *rpc.Keyring, sent, received uint64) (*rpc.Session, error) {
+	return rpc.NewSession(rpc.SideAgent, keys,
+		rpc.WithWatermarks(sent, received), rpc.WithPlaintextAllowed(c.cfg.AllowPlaintext),
+		rpc.WithMetrics(c.metrics), rpc.WithLogger(c.log), rpc.WithClock(c.now))
+}
+
+// current returns the keyring and the session in use: enrollment may
+// replace both.
+func (c *Client) current() (*rpc.Keyring, *rpc.Session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.keys, c.session
+}
+
 // KeyVersion returns the RPC key version the client seals with (0: none).
-func (c *Client) KeyVersion() uint32 { return c.keys.Current() }
+func (c *Client) KeyVersion() uint32 {
+	keys, _ := c.current()
+	return keys.Current()
+}
 
 // RefusedError is the reconciler's refusal of a request: the HTTP status
 // and its reason (an rpc result label such as "stale", or an enrollment
@@ -165,19 +184,22 @@ func (e *RefusedError) Error() string {
 // state above s.Generation. An agent with no key and a token file
 // enrolls first.
 func (c *Client) Poll(ctx context.Context, s agent.Status) (*agent.Desired, error) {
-	if !c.keys.HasKey() && c.cfg.TokenFile != "" {
+	c.pollMu.Lock()
+	defer c.pollMu.Unlock()
+	if keys, _ := c.current(); !keys.HasKey() && c.cfg.TokenFile != "" {
 		if err := c.enroll(ctx); err != nil && !(isNotExist(err) && c.cfg.AllowPlaintext) {
 			return nil, err
 		}
 	}
-	s.KeyVersion = c.keys.Current()
+	keys, session := c.current()
+	s.KeyVersion = keys.Current()
 	id := make([]byte, requestIDSize)
 	rand.Read(id)
 	payload, err := json.Marshal(pollRequest{ID: id, WaitMS: c.cfg.Wait.Milliseconds(), Status: s})
 	if err != nil {
 		return nil, fmt.Errorf("poll reconciler: %w", err)
 	}
-	msg, err := c.session.Seal(payload)
+	msg, err := session.Seal(payload)
 	if errors.Is(err, rpc.ErrNoKey) {
 		return nil, fmt.Errorf("poll reconciler: the agent has no RPC key: set enrollmentTokenFile to the token reconciler agent bootstrap made (or allowPlaintext, if the reconciler allows it): %w", err)
 	}
@@ -193,9 +215,9 @@ func (c *Client) Poll(ctx context.Context, s agent.Status) (*agent.Desired, erro
 	defer cancel()
 	body, err := c.post(ctx, "poll", pollPath(c.cfg.Instance), "application/octet-stream", msg, rpc.MaxMessage)
 	if err != nil {
-		return nil, err
+		return nil, c.afterRefusal(ctx, keys, err)
 	}
-	h, payload, err := c.session.Open(body)
+	h, payload, err := session.Open(body)
 	if err != nil {
 		return nil, fmt.Errorf("open reconciler reply: %w", err)
 	}
@@ -279,21 +301,54 @@ func (c *Client) enroll(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("enroll with the reconciler: %w", err)
 	}
+	// A fresh keyring: whatever the agent held before, the token makes
+	// the delivered key the instance's.
+	ring := rpc.NewKeyring(c.cfg.Instance)
+	if err := ring.Add(version, key); err != nil {
+		return fmt.Errorf("enroll with the reconciler: %w", err)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	next := keyFile{Current: version, Retired: c.stored.Retired, Keys: map[uint32][]byte{version: key.Bytes()}}
+	// The send counter goes on; the receive window starts afresh, since
+	// the reconciler may have a new session for the new key, and a reply
+	// is bound to its request by ID anyway.
+	sent, _ := c.session.Watermarks()
+	session, err := c.newSession(ring, sent, 0)
+	if err != nil {
+		return fmt.Errorf("enroll with the reconciler: %w", err)
+	}
+	next := keyFile{Current: version, Keys: map[uint32][]byte{version: key.Bytes()}}
 	if err := saveKeyring(c.dir, next); err != nil {
 		return err
 	}
-	if err := c.keys.Add(version, key); err != nil {
-		return fmt.Errorf("enroll with the reconciler: %w", err)
-	}
-	c.stored = next
+	c.keys, c.session, c.stored = ring, session, next
 	if err := removeFile(c.cfg.TokenFile); err != nil {
 		c.log.WarnContext(ctx, "cannot remove the used enrollment token file", "file", c.cfg.TokenFile, "error", err)
 	}
 	c.log.InfoContext(ctx, "enrolled: RPC messages are sealed from now on", "key_version", version)
 	return nil
+}
+
+// afterRefusal handles a poll the reconciler refused. When it refuses the
+// agent's key (tampered, or a version it does not hold: its key store was
+// restored from an old backup, or the instance was re-keyed) and the
+// operator has put a new enrollment token on the host, the agent enrolls
+// again, so the next poll uses the key the reconciler holds. It returns
+// the refusal either way, for the agent to back off and retry.
+func (c *Client) afterRefusal(ctx context.Context, keys *rpc.Keyring, err error) error {
+	var refused *RefusedError
+	if !errors.As(err, &refused) || !keys.HasKey() || c.cfg.TokenFile == "" ||
+		(refused.Reason != rpc.ResultTampered && refused.Reason != rpc.ResultUnknownKey) {
+		return err
+	}
+	if _, statErr := os.Stat(c.cfg.TokenFile); statErr != nil {
+		return err
+	}
+	c.log.WarnContext(ctx, "the reconciler refuses this agent's RPC key; enrolling again with the token file", "result", refused.Reason)
+	if eerr := c.enroll(ctx); eerr != nil {
+		return errors.Join(err, eerr)
+	}
+	return fmt.Errorf("%w; enrolled again, the next poll uses the new key", err)
 }
 
 // keysAfterReply follows a rotation: a reply sealed under the current

@@ -46,6 +46,11 @@
 // lost on the way therefore costs a retry, not a new bootstrap, and a
 // replayed request only yields a delivery nobody else can open.
 //
+// An agent whose key the server refuses (tampered or an unknown version:
+// the reconciler's key store was restored without it, say) enrolls again
+// when a new token file is on the host: bootstrap re-keys a host without
+// anyone touching its state directory.
+//
 // An agent that has no key and no token may talk the plaintext form only
 // when both sides allow it (Trove's upgrade path for agents that predate
 // secure RPC): the agent's allowPlaintext setting and the server's

@@ -419,3 +419,33 @@ func TestUnregisteredInstanceGets404(t *testing.T) {
 		t.Errorf("poll of an unregistered instance: %v, want 404", err)
 	}
 }
+
+// TestAgentReEnrollsWhenTheReconcilerLostItsKey: the reconciler's key
+// store was restored without this instance's key and gave it a new one.
+// The agent's key is refused; once the operator puts a new token on the
+// host, the agent enrolls again and gets through.
+func TestAgentReEnrollsWhenTheReconcilerLostItsKey(t *testing.T) {
+	f := newFixture(t)
+	c := f.enrolled("orders-db", key(1, 0x11))
+	f.server.Unregister("orders-db")
+	if err := f.server.Register("orders-db", Keys{Current: key(1, 0x99)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"})
+	var refused *RefusedError
+	if !errors.As(err, &refused) || refused.Reason != rpc.ResultTampered {
+		t.Fatalf("poll under the lost key: %v, want refused as tampered", err)
+	}
+	token, _ := f.tokens.Issue("orders-db")
+	os.WriteFile(c.cfg.TokenFile, FormatToken(token), 0o600)
+	if _, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"}); err == nil || !strings.Contains(err.Error(), "enrolled again") {
+		t.Fatalf("poll with a token on the host: %v, want the refusal and a new enrollment", err)
+	}
+	if _, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"}); err != nil {
+		t.Fatalf("poll after enrolling again: %v", err)
+	}
+	again := f.client("orders-db", hostDirs{c.cfg.StateDir, ""})
+	if _, err := again.Poll(context.Background(), agent.Status{Instance: "orders-db"}); err != nil {
+		t.Errorf("the new key did not survive a restart: %v", err)
+	}
+}
