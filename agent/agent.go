@@ -20,6 +20,10 @@ type Desired struct {
 	Generation uint64
 	SSL        bool
 	Bundle     *installers.Bundle // set when SSL is true
+	// Withheld says why the reconciler sent no bundle for SSL (for
+	// example: the agent has no RPC key, and private keys travel sealed
+	// only).
+	Withheld string
 }
 
 // Transport carries the agent's messages to the reconciler, sealed with
@@ -147,6 +151,10 @@ func (a *Agent) apply(ctx context.Context, d *Desired, prev Status) Status {
 	}
 	if d.Bundle == nil {
 		s.Phase, s.Message = Error, "desired state asks for SSL but carries no certificate"
+		if d.Withheld != "" {
+			s.Message = "desired state asks for SSL but the reconciler withheld the certificate: " + d.Withheld
+		}
+		s.SSL, s.Serial, s.Fingerprint, s.NotAfter = prev.SSL, prev.Serial, prev.Fingerprint, prev.NotAfter
 		return s
 	}
 	b := *d.Bundle

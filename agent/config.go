@@ -158,8 +158,8 @@ func (c *Config) validate() error {
 	if c.Datastore.Port <= 0 || c.Datastore.Port > 65535 {
 		errs = append(errs, fmt.Errorf("datastore.port: %d is not a TCP port", c.Datastore.Port))
 	}
-	if time.Duration(c.Heartbeat) > 5*time.Minute {
-		errs = append(errs, fmt.Errorf("heartbeat: %s is above the reconciler's 5m limit on a poll", time.Duration(c.Heartbeat)))
+	if h := time.Duration(c.Heartbeat); h > 5*time.Minute || h < time.Second {
+		errs = append(errs, fmt.Errorf("heartbeat: %s is outside 1s to 5m (the reconciler holds a poll at most 5m; below 1s a fleet floods it)", h))
 	}
 	if c.Datastore.AllowRestart && len(c.Datastore.RestartCommand) == 0 {
 		errs = append(errs, errors.New("datastore.allowRestart needs datastore.restartCommand (argv, such as [systemctl, restart, postgresql])"))

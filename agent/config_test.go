@@ -47,7 +47,8 @@ datastore: {type: postgresql, configDir: /etc/pg, host: 127.0.0.1, port: 5432}
 		{"bad port", strings.Replace(base, "port: 5432", "port: 0", 1), "datastore.port: 0 is not a TCP port"},
 		{"restart without a command", base[:len(base)-2] + ", allowRestart: true}\n", "datastore.allowRestart needs datastore.restartCommand"},
 		{"bad duration", base + "heartbeat: soon\n", `line 5: "soon" is not a duration`},
-		{"heartbeat above the server's limit", base + "heartbeat: 10m\n", "heartbeat: 10m0s is above the reconciler's 5m limit"},
+		{"heartbeat above the server's limit", base + "heartbeat: 10m\n", "heartbeat: 10m0s is outside 1s to 5m"},
+		{"heartbeat that floods the reconciler", base + "heartbeat: 1ms\n", "heartbeat: 1ms is outside 1s to 5m"},
 		{"missing state dir", strings.Replace(base, "stateDir: /var/lib/a\n", "", 1), "stateDir is required"},
 	}
 	for _, tt := range tests {

@@ -91,7 +91,10 @@
 // once; one below it is a replay. So a heartbeat that overtakes a long
 // poll in flight gets through, and no message gets through twice. The
 // check runs after authentication, so forged counters cannot move the
-// window. A sender's first counter is above both its persisted watermark
+// window. Plaintext messages, which nothing authenticates, have a window
+// of their own: a forged plaintext counter near 2^64 cannot refuse the
+// sealed messages that follow once the instance has a key, and it is not
+// part of the persisted Watermarks. A sender's first counter is above both its persisted watermark
 // and the Unix time in seconds shifted left 32 bits, so a sender that
 // restarts without state still moves forward if its clock did. A
 // receiver that restarts without state forgets its window and would take

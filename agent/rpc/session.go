@@ -92,7 +92,12 @@ type Session struct {
 	sent atomic.Uint64 // the last counter sealed
 
 	recvMu sync.Mutex
-	window window
+	window window // sealed messages
+	// plain is the plaintext form's own window: plaintext is not
+	// authenticated, so its counters must never move the sealed window
+	// (a forged counter near 2^64 would refuse every sealed message after
+	// the instance got its key).
+	plain window
 }
 
 // NewSession returns side's session for keys' instance.
@@ -265,7 +270,11 @@ func (s *Session) open(data []byte) (Header, []byte, error) {
 	}
 	s.recvMu.Lock()
 	defer s.recvMu.Unlock()
-	if !s.window.accept(h.Counter) {
+	w := &s.window
+	if !e.sealed {
+		w = &s.plain
+	}
+	if !w.accept(h.Counter) {
 		return h, nil, fmt.Errorf("counter %d already seen or below the window: %w", h.Counter, ErrReplay)
 	}
 	return h, payload, nil

@@ -687,3 +687,28 @@ func TestSealOpenAllocs(t *testing.T) {
 		t.Errorf("%v allocations per Seal and Open, want 2", allocs)
 	}
 }
+
+// TestForgedPlaintextCounterCannotBlockSealedMessages: plaintext is not
+// authenticated, so an attacker can send one with a counter near 2^64
+// while the instance has no key. Once it gets a key, the agent's sealed
+// messages must still be accepted.
+func TestForgedPlaintextCounterCannotBlockSealedMessages(t *testing.T) {
+	clk := newClock()
+	recKeys := NewKeyring("orders-db")
+	rec := session(t, SideReconciler, recKeys, WithClock(clk.now), WithPlaintextAllowed(true))
+	forger := session(t, SideAgent, NewKeyring("orders-db"), WithClock(clk.now), WithPlaintextAllowed(true),
+		WithWatermarks(^uint64(0)-2, 0))
+	if _, _, err := rec.Open(seal(t, forger, []byte("forged"))); err != nil {
+		t.Fatalf("plaintext while allowed: %v", err)
+	}
+	if err := recKeys.Add(1, testKey(0x11)); err != nil {
+		t.Fatal(err)
+	}
+	agentSide := session(t, SideAgent, keyring(t, "orders-db", 0x10, 1), WithClock(clk.now))
+	if _, _, err := rec.Open(seal(t, agentSide, []byte("honest"))); err != nil {
+		t.Errorf("sealed message after a forged plaintext counter: %v, want accepted", err)
+	}
+	if _, received := rec.Watermarks(); received == ^uint64(0)-1 {
+		t.Error("the forged plaintext counter became the persisted watermark")
+	}
+}

@@ -53,7 +53,7 @@ func BenchmarkPollRoundTrip(b *testing.B) {
 				roots.AddCert(https.Certificate())
 			}
 			srv.Register("sealed-db", Keys{Current: key(1, 0x11)})
-			srv.Register("plain-db", Keys{})
+			srv.Register("plain-db", Keys{AllowPlaintext: true})
 			token, _ := tokens.Issue("sealed-db")
 			newClient := func(name string, plaintext bool) *Client {
 				dir := b.TempDir()

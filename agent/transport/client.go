@@ -24,6 +24,7 @@ import (
 	"github.com/reconciler-dev/reconciler/agent"
 	"github.com/reconciler-dev/reconciler/agent/rpc"
 	"github.com/reconciler-dev/reconciler/agent/statedir"
+	"github.com/reconciler-dev/reconciler/vault"
 )
 
 // ClientConfig is what an agent's Client needs to know.
@@ -176,6 +177,12 @@ func (e *RefusedError) Error() string {
 		msg += " (the enrollment token is used, wrong or missing on the reconciler: run reconciler agent bootstrap again)"
 	case "unknown_instance":
 		msg += " (the reconciler does not manage this instance: check the instance name in the agent's config)"
+	case "no_key":
+		msg += " (the reconciler holds no RPC key for the instance yet: enable rpcEncryption for it, or set allowPlaintext where plaintext is allowed)"
+	case rpc.ResultReplay:
+		msg += " (another agent for this instance is running somewhere, or this host's clock went back)"
+	case "too_large", "bad_payload":
+		msg += " (the agent and the reconciler speak different protocol versions: upgrade the older one)"
 	}
 	return msg
 }
@@ -303,25 +310,11 @@ func (c *Client) enroll(ctx context.Context) error {
 	}
 	// A fresh keyring: whatever the agent held before, the token makes
 	// the delivered key the instance's.
-	ring := rpc.NewKeyring(c.cfg.Instance)
-	if err := ring.Add(version, key); err != nil {
-		return fmt.Errorf("enroll with the reconciler: %w", err)
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// The send counter goes on; the receive window starts afresh, since
-	// the reconciler may have a new session for the new key, and a reply
-	// is bound to its request by ID anyway.
-	sent, _ := c.session.Watermarks()
-	session, err := c.newSession(ring, sent, 0)
-	if err != nil {
+	if err := c.replaceKeys(keyFile{Current: version, Keys: map[uint32][]byte{version: key.Bytes()}}); err != nil {
 		return fmt.Errorf("enroll with the reconciler: %w", err)
 	}
-	next := keyFile{Current: version, Keys: map[uint32][]byte{version: key.Bytes()}}
-	if err := saveKeyring(c.dir, next); err != nil {
-		return err
-	}
-	c.keys, c.session, c.stored = ring, session, next
 	if err := removeFile(c.cfg.TokenFile); err != nil {
 		c.log.WarnContext(ctx, "cannot remove the used enrollment token file", "file", c.cfg.TokenFile, "error", err)
 	}
@@ -337,8 +330,16 @@ func (c *Client) enroll(ctx context.Context) error {
 // the refusal either way, for the agent to back off and retry.
 func (c *Client) afterRefusal(ctx context.Context, keys *rpc.Keyring, err error) error {
 	var refused *RefusedError
-	if !errors.As(err, &refused) || !keys.HasKey() || c.cfg.TokenFile == "" ||
+	if !errors.As(err, &refused) || !keys.HasKey() ||
 		(refused.Reason != rpc.ResultTampered && refused.Reason != rpc.ResultUnknownKey) {
+		return err
+	}
+	if refused.Reason == rpc.ResultUnknownKey {
+		if ok, ferr := c.fallBack(ctx, keys); ferr != nil || ok {
+			return errors.Join(err, ferr)
+		}
+	}
+	if c.cfg.TokenFile == "" {
 		return err
 	}
 	if _, statErr := os.Stat(c.cfg.TokenFile); statErr != nil {
@@ -349,6 +350,47 @@ func (c *Client) afterRefusal(ctx context.Context, keys *rpc.Keyring, err error)
 		return errors.Join(err, eerr)
 	}
 	return fmt.Errorf("%w; enrolled again, the next poll uses the new key", err)
+}
+
+// fallBack handles a rotation the reconciler forgot: it restarted without
+// the new key the agent already seals under. If the agent still holds the
+// older version it goes back to it (dropping the newer, which the
+// reconciler does not have; its next rotation delivers a new one) and
+// reports true.
+func (c *Client) fallBack(ctx context.Context, keys *rpc.Keyring) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	versions, cur := keys.Versions(), keys.Current()
+	if len(versions) != 2 || versions[1] != cur || keys != c.keys {
+		return false, nil
+	}
+	old := versions[0]
+	file := keyFile{Current: old, Retired: c.stored.Retired, Keys: map[uint32][]byte{old: c.stored.Keys[old]}}
+	if err := c.replaceKeys(file); err != nil {
+		return false, err
+	}
+	c.log.WarnContext(ctx, "the reconciler does not know the new RPC key; back to the previous one", "key_version", old, "dropped", cur)
+	return true, nil
+}
+
+// replaceKeys makes file the agent's keys, on disk and in a new keyring
+// and session; c.mu is held. The send counter goes on; the receive window
+// starts afresh (replies are bound to their request by ID).
+func (c *Client) replaceKeys(file keyFile) error {
+	ring := rpc.NewKeyring(c.cfg.Instance)
+	if err := ring.Add(file.Current, vault.Secret(file.Keys[file.Current])); err != nil {
+		return fmt.Errorf("replace RPC keys: %w", err)
+	}
+	sent, _ := c.session.Watermarks()
+	session, err := c.newSession(ring, sent, 0)
+	if err != nil {
+		return fmt.Errorf("replace RPC keys: %w", err)
+	}
+	if err := saveKeyring(c.dir, file); err != nil {
+		return err
+	}
+	c.keys, c.session, c.stored = ring, session, file
+	return nil
 }
 
 // keysAfterReply follows a rotation: a reply sealed under the current

@@ -41,25 +41,30 @@
 // replies with the instance's current key sealed to that public key
 // (rpc.SealKeyFor). Neither the key nor the token crosses the wire, and
 // the exchange runs over HTTPS that the agent verifies against its
-// configured CA. The token stays valid until the agent's first sealed
-// poll proves it holds the key; then the server consumes it. A response
-// lost on the way therefore costs a retry, not a new bootstrap, and a
-// replayed request only yields a delivery nobody else can open.
+// configured CA. The token is one-time: the server consumes the stored
+// token before the key leaves. So that a reply lost on the way costs a
+// retry rather than a new bootstrap, the server keeps the used token in
+// memory for ten minutes or until the agent's first sealed poll, whichever
+// comes first; a replayed request only yields a delivery nobody else can
+// open.
 //
 // An agent whose key the server refuses (tampered or an unknown version:
 // the reconciler's key store was restored without it, say) enrolls again
 // when a new token file is on the host: bootstrap re-keys a host without
-// anyone touching its state directory.
+// anyone touching its state directory. An agent that sealed under a next
+// key the restarted reconciler never stored goes back to its previous key.
 //
 // An agent that has no key and no token may talk the plaintext form only
 // when both sides allow it (Trove's upgrade path for agents that predate
-// secure RPC): the agent's allowPlaintext setting and the server's
-// WithPlaintextAllowed, and only while the server holds no key for the
-// instance. Once it does, plaintext is refused as a downgrade and the
-// agent must enroll with a token. Desired state, the certificate's
-// private key included, then travels inside the agent's verified HTTPS
-// connection only: the operator chose rpcEncryption: disabled for that
-// instance.
+// secure RPC): the agent's allowPlaintext setting, the server's
+// WithPlaintextAllowed and the instance's Keys.AllowPlaintext
+// (rpcEncryption: disabled), and only while the server holds no key for
+// the instance. Once it does, plaintext is refused as a downgrade and the
+// agent must enroll with a token. Nothing authenticates a plaintext poll,
+// so the server never sends a private key in a plaintext reply (the
+// desired state says the bundle was withheld, and the agent reports
+// Error), and Observed marks a plaintext status as unsealed: coverage must
+// not count it as verified.
 //
 // # What newcomers get wrong
 //

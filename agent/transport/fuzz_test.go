@@ -48,7 +48,7 @@ func FuzzPollPayload(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	srv := NewServer(WithPlaintextAllowed(true))
-	if err := srv.Register("orders-db", Keys{}); err != nil {
+	if err := srv.Register("orders-db", Keys{AllowPlaintext: true}); err != nil {
 		f.Fatal(err)
 	}
 	srv.Publish("orders-db", agent.Desired{Generation: 9})

@@ -31,6 +31,12 @@ type Key struct {
 type Keys struct {
 	Current *Key
 	Next    *Key
+	// AllowPlaintext lets this instance's agent talk plaintext while the
+	// server holds no key for it (rpcEncryption: disabled), if the server
+	// allows plaintext at all (WithPlaintextAllowed). Nothing
+	// authenticates a plaintext agent: its status is marked unsealed in
+	// Observed, and no private key is ever sent to it.
+	AllowPlaintext bool
 }
 
 // ServerOption configures a Server.
@@ -95,15 +101,28 @@ type instance struct {
 	name    string
 	session *rpc.Session
 
-	mu       sync.Mutex
-	keys     map[uint32]vault.Secret // the versions the keyring holds
-	next     uint32                  // a rotation's version, until acknowledged
-	consumed bool                    // the token was consumed after the first sealed poll
-	desired  *agent.Desired
-	changed  chan struct{} // closed and replaced when desired or next changes
-	status   agent.Status
-	seen     time.Time
+	mu      sync.Mutex
+	keys    map[uint32]vault.Secret // the versions the keyring holds
+	next    uint32                  // a rotation's version, until acknowledged
+	desired *agent.Desired
+	changed chan struct{} // closed and replaced when desired or next changes
+	status  agent.Status
+	sealed  bool // the last status came sealed
+	seen    time.Time
+	// pending is the token of the last enrollment, consumed in the
+	// store already, kept here for a short grace so that an agent whose
+	// reply was lost can retry; the first sealed poll ends it.
+	pending      vault.Secret
+	pendingUntil time.Time
 }
+
+// enrollGrace is how long a used token still works for a retry, in this
+// process only.
+const enrollGrace = 10 * time.Minute
+
+// maxPollBody bounds a poll request before it is authenticated: a status
+// is a few hundred bytes of JSON.
+const maxPollBody = 64 << 10
 
 // NewServer returns a server with no instances.
 func NewServer(opts ...ServerOption) *Server {
@@ -154,7 +173,7 @@ func (s *Server) Register(name string, keys Keys, opts ...rpc.Option) error {
 		}
 		next = keys.Next.Version
 	}
-	opts = append([]rpc.Option{rpc.WithPlaintextAllowed(s.allowPlaintext), rpc.WithMetrics(s.rpcMetrics),
+	opts = append([]rpc.Option{rpc.WithPlaintextAllowed(s.allowPlaintext && keys.AllowPlaintext), rpc.WithMetrics(s.rpcMetrics),
 		rpc.WithLogger(s.log), rpc.WithClock(s.now)}, opts...)
 	sess, err := rpc.NewSession(rpc.SideReconciler, ring, opts...)
 	if err != nil {
@@ -209,10 +228,14 @@ func (s *Server) Publish(name string, d agent.Desired) error {
 	return nil
 }
 
-// Rotate gives an instance a new key version. For an instance without a
-// key it becomes the current key at once (from then on its agent must
-// enroll; plaintext is refused). Otherwise the new key is delivered under
-// the current one and replaces it when the agent acknowledges it.
+// Rotate gives an instance a new key version, above the current one. For
+// an instance without a key it becomes the current key at once (from then
+// on its agent must enroll; plaintext is refused). Otherwise the new key
+// is delivered under the current one and replaces it when the agent
+// acknowledges it (WithKeyPromotedHook). The daemon must store the new key
+// (wrapped) before calling Rotate: after a restart it registers both
+// (Keys.Next), or the agent, which may already seal under the new
+// version, falls back to the old one.
 func (s *Server) Rotate(name string, k Key) error {
 	inst := s.lookup(name)
 	if inst == nil {
@@ -224,6 +247,9 @@ func (s *Server) Rotate(name string, k Key) error {
 		return fmt.Errorf("rotate key of %q: version %d is still waiting for the agent's acknowledgement", name, inst.next)
 	}
 	ring := inst.session.Keys()
+	if cur := ring.Current(); k.Version <= cur {
+		return fmt.Errorf("rotate key of %q: version %d is not above the current version %d", name, k.Version, cur)
+	}
 	if err := ring.Add(k.Version, k.Secret); err != nil {
 		return fmt.Errorf("rotate key of %q: %w", name, err)
 	}
@@ -239,6 +265,10 @@ func (s *Server) Rotate(name string, k Key) error {
 type Observed struct {
 	Status   agent.Status
 	LastSeen time.Time // zero: never
+	// Sealed says the status came in a sealed message, so the agent that
+	// holds the instance's key sent it. A plaintext status may come from
+	// anyone who can reach the listener: do not count it as verified.
+	Sealed bool
 	// KeyVersion is the version the server seals with; NextKeyVersion a
 	// rotation waiting for the agent's acknowledgement (0: none).
 	KeyVersion, NextKeyVersion uint32
@@ -252,7 +282,7 @@ func (s *Server) Observed(name string) (Observed, bool) {
 	}
 	inst.mu.Lock()
 	defer inst.mu.Unlock()
-	return Observed{Status: inst.status, LastSeen: inst.seen,
+	return Observed{Status: inst.status, LastSeen: inst.seen, Sealed: inst.sealed,
 		KeyVersion: inst.session.Keys().Current(), NextKeyVersion: inst.next}, true
 }
 
@@ -292,7 +322,7 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusNotFound, "unknown_instance")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rpc.MaxMessage))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPollBody))
 	if err != nil {
 		refuse(w, http.StatusRequestEntityTooLarge, "too_large")
 		return
@@ -322,7 +352,16 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request) {
 	wait := min(max(time.Duration(req.WaitMS)*time.Millisecond, 0), MaxWait)
 	reply, ok := s.waitForChange(ctx, inst, req.Status.Generation, wait)
 	if !ok {
-		return // the agent went away, or the instance was unregistered
+		if ctx.Err() == nil {
+			refuse(w, http.StatusNotFound, "unknown_instance") // unregistered while the poll waited
+		}
+		return
+	}
+	if reply.Desired != nil && reply.Desired.Bundle != nil && !h.Sealed() {
+		// Nothing authenticates a plaintext poll: whoever sent it must
+		// not get the private key.
+		reply.Desired.Bundle = nil
+		reply.Desired.Withheld = "the certificate's private key is only sent sealed, and this agent has no RPC key: enroll it (reconciler agent bootstrap NAME) and enable rpcEncryption"
 	}
 	reply.ID = req.ID
 	data, err := json.Marshal(reply)
@@ -338,12 +377,15 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request) {
 	w.Write(data)
 }
 
-// heard records an authenticated poll: status, last seen, and the key
-// version it was sealed under, which completes a rotation and, on the
-// first sealed poll, consumes the enrollment token.
+// heard records an opened poll: status, last seen, whether it was
+// sealed, and the key version it was sealed under, which completes a
+// rotation; a sealed poll also ends an enrollment's grace.
 func (s *Server) heard(ctx context.Context, inst *instance, h rpc.Header, st agent.Status) {
 	inst.mu.Lock()
-	inst.status, inst.seen = st, s.now()
+	inst.status, inst.seen, inst.sealed = st, s.now(), h.Sealed()
+	if h.Sealed() {
+		inst.pending = nil // the agent holds its key: no more retries of its enrollment
+	}
 	promoted := uint32(0)
 	if h.Sealed() && inst.next != 0 && h.KeyVersion == inst.next {
 		ring := inst.session.Keys()
@@ -355,8 +397,6 @@ func (s *Server) heard(ctx context.Context, inst *instance, h rpc.Header, st age
 			promoted, inst.next = inst.next, 0
 		}
 	}
-	consume := h.Sealed() && !inst.consumed
-	inst.consumed = inst.consumed || h.Sealed()
 	inst.mu.Unlock()
 
 	s.lastSeen.WithLabelValues(inst.name).Set(float64(s.now().Unix()))
@@ -364,14 +404,6 @@ func (s *Server) heard(ctx context.Context, inst *instance, h rpc.Header, st age
 		s.log.InfoContext(ctx, "agent acknowledged the new RPC key", "instance", inst.name, "key_version", promoted)
 		if s.onPromoted != nil {
 			s.onPromoted(ctx, inst.name, promoted)
-		}
-	}
-	if consume && s.tokens != nil {
-		if err := s.tokens.Consume(ctx, inst.name); err != nil {
-			s.log.ErrorContext(ctx, "cannot consume the enrollment token", "instance", inst.name, "error", err)
-			inst.mu.Lock()
-			inst.consumed = false // try again on the next poll
-			inst.mu.Unlock()
 		}
 	}
 	if s.onStatus != nil {
@@ -441,20 +473,36 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, "no_token")
 		return
 	}
-	token, err := s.tokens.Token(ctx, name)
-	if err != nil {
-		if !isNotExist(err) {
-			s.log.ErrorContext(ctx, "cannot read enrollment token", "instance", name, "error", err)
+	inst.mu.Lock()
+	token := inst.pending
+	if s.now().After(inst.pendingUntil) {
+		token = nil
+	}
+	inst.mu.Unlock()
+	if token == nil {
+		var err error
+		if token, err = s.tokens.Token(ctx, name); err != nil {
+			if !isNotExist(err) {
+				s.log.ErrorContext(ctx, "cannot read enrollment token", "instance", name, "error", err)
+			}
+			fail(http.StatusForbidden, "no_token")
+			return
 		}
-		fail(http.StatusForbidden, "no_token")
-		return
 	}
 	pub, err := req.Verify(name, token)
 	if err != nil {
 		fail(http.StatusForbidden, "bad_proof")
 		return
 	}
+	// One-time: the stored token is gone before the key leaves. A retry
+	// after a lost reply uses the copy kept for the grace period.
+	if err := s.tokens.Consume(ctx, name); err != nil {
+		s.log.ErrorContext(ctx, "cannot consume the enrollment token", "instance", name, "error", err)
+		refuse(w, http.StatusInternalServerError, "token_store_failed")
+		return
+	}
 	inst.mu.Lock()
+	inst.pending, inst.pendingUntil = token, s.now().Add(enrollGrace)
 	version := inst.session.Keys().Current()
 	key := inst.keys[version]
 	inst.mu.Unlock()

@@ -105,7 +105,7 @@ func ParseToken(data []byte) (vault.Secret, error) {
 func readTokenFile(path string) (vault.Secret, error) {
 	info, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("read enrollment token: %w", err)
+		return nil, fmt.Errorf("read enrollment token (the agent has no RPC key yet: put the enrollment-token file that reconciler agent bootstrap wrote at enrollmentTokenFile): %w", err)
 	}
 	if info.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("read enrollment token %s: mode %04o lets other users read it: chmod 600 %s", path, info.Mode().Perm(), path)

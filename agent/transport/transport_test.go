@@ -304,21 +304,107 @@ func TestEnrollmentRefusals(t *testing.T) {
 
 func TestTokenIsOneTime(t *testing.T) {
 	f := newFixture(t)
-	c := f.enrolled("orders-db", key(1, 0x11))
-	_ = c
-	// The same token, kept by an attacker who copied the file.
-	token, _ := rpc.NewBootstrapToken()
+	if err := f.server.Register("orders-db", Keys{Current: key(1, 0x11)}); err != nil {
+		t.Fatal(err)
+	}
+	token, _ := f.tokens.Issue("orders-db")
+	c := f.client("orders-db", f.host(token))
+	if _, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.tokens.Token(context.Background(), "orders-db"); !isNotExist(err) {
+		t.Errorf("the stored token after enrollment: %v, want it consumed", err)
+	}
+	// The same token, kept by someone who copied the file before.
 	thief := f.client("orders-db", f.host(token))
 	_, err := thief.Poll(context.Background(), agent.Status{Instance: "orders-db"})
 	var refused *RefusedError
 	if !errors.As(err, &refused) || refused.Reason != "no_token" {
-		t.Errorf("enrollment after the token was used: %v, want no_token", err)
+		t.Errorf("enrollment with the used token: %v, want no_token", err)
+	}
+
+	// A second token, for a replacement host, works once too, although
+	// the first agent keeps polling. (Two agents of one instance polling
+	// at once refuse each other's counters as replays; the replacement's
+	// enrollment is what counts here.)
+	second, _ := f.tokens.Issue("orders-db")
+	replacement := f.client("orders-db", f.host(second))
+	replacement.Poll(context.Background(), agent.Status{Instance: "orders-db"})
+	if replacement.KeyVersion() != 1 {
+		t.Fatalf("replacement host holds key version %d after enrolling, want 1", replacement.KeyVersion())
+	}
+	c.Poll(context.Background(), agent.Status{Instance: "orders-db"})
+	if _, err := f.tokens.Token(context.Background(), "orders-db"); !isNotExist(err) {
+		t.Errorf("the second token after its enrollment: %v, want it consumed", err)
+	}
+	if _, err := f.client("orders-db", f.host(second)).Poll(context.Background(), agent.Status{Instance: "orders-db"}); !errors.As(err, &refused) || refused.Reason != "no_token" {
+		t.Errorf("the second token used again: %v, want no_token", err)
+	}
+}
+
+func TestALostEnrollmentReplyCanBeRetried(t *testing.T) {
+	f := newFixture(t)
+	if err := f.server.Register("orders-db", Keys{Current: key(1, 0x11)}); err != nil {
+		t.Fatal(err)
+	}
+	token, _ := f.tokens.Issue("orders-db")
+	c := f.client("orders-db", f.host(token))
+	f.box.rewriteRp = func(path string, b []byte) []byte {
+		if strings.HasSuffix(path, "/enroll") {
+			return []byte("lost")
+		}
+		return b
+	}
+	if _, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"}); err == nil {
+		t.Fatal("enrollment with a garbled reply succeeded")
+	}
+	f.box.rewriteRp = nil
+	if _, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"}); err != nil {
+		t.Fatalf("retry within the grace period: %v", err)
+	}
+	// The first sealed poll ended the grace: the token works no more.
+	var refused *RefusedError
+	if _, err := f.client("orders-db", f.host(token)).Poll(context.Background(), agent.Status{Instance: "orders-db"}); !errors.As(err, &refused) || refused.Reason != "no_token" {
+		t.Errorf("the token after the agent's first sealed poll: %v, want no_token", err)
+	}
+}
+
+func TestPlaintextAgentsGetNoPrivateKey(t *testing.T) {
+	f := newFixture(t, WithPlaintextAllowed(true))
+	f.server.Register("legacy-db", Keys{AllowPlaintext: true})
+	f.server.Register("strict-db", Keys{}) // keyless, but rpcEncryption wanted: no plaintext
+	f.server.Publish("legacy-db", agent.Desired{Generation: 1, SSL: true, Bundle: testBundle("01", []byte("CANARY-PRIVATE-KEY"))})
+	mk := func(name string) *Client {
+		h := f.host(nil)
+		c, err := NewClient(ClientConfig{Instance: name, URL: f.https.URL, RootCAs: f.roots, StateDir: h.state,
+			Wait: 50 * time.Millisecond, AllowPlaintext: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	d, err := mk("legacy-db").Poll(context.Background(), agent.Status{Instance: "legacy-db"})
+	if err != nil || d == nil {
+		t.Fatalf("plaintext poll: %+v, %v", d, err)
+	}
+	if d.Bundle != nil || !strings.Contains(d.Withheld, "only sent sealed") {
+		t.Errorf("a plaintext agent got bundle %v, withheld %q; want no bundle and the reason", d.Bundle != nil, d.Withheld)
+	}
+	if strings.Contains(string(f.box.lastReply()), "CANARY") || strings.Contains(string(f.box.lastReply()), "Q0FOQVJZ") {
+		t.Error("the private key crossed the wire in a plaintext reply")
+	}
+	if obs, _ := f.server.Observed("legacy-db"); obs.Sealed || obs.LastSeen.IsZero() {
+		t.Errorf("observed %+v: want the status recorded as unsealed", obs)
+	}
+	var refused *RefusedError
+	if _, err := mk("strict-db").Poll(context.Background(), agent.Status{Instance: "strict-db"}); !errors.As(err, &refused) || refused.Reason != rpc.ResultPlaintextRefused {
+		t.Errorf("plaintext for an instance that does not allow it: %v, want plaintext_refused", err)
 	}
 }
 
 func TestPlaintextUpgradePath(t *testing.T) {
 	f := newFixture(t, WithPlaintextAllowed(true))
-	if err := f.server.Register("legacy-db", Keys{}); err != nil {
+	if err := f.server.Register("legacy-db", Keys{AllowPlaintext: true}); err != nil {
 		t.Fatal(err)
 	}
 	h := f.host(nil)
@@ -447,5 +533,63 @@ func TestAgentReEnrollsWhenTheReconcilerLostItsKey(t *testing.T) {
 	again := f.client("orders-db", hostDirs{c.cfg.StateDir, ""})
 	if _, err := again.Poll(context.Background(), agent.Status{Instance: "orders-db"}); err != nil {
 		t.Errorf("the new key did not survive a restart: %v", err)
+	}
+}
+
+func TestRotationEdgeCases(t *testing.T) {
+	t.Run("a version not above the current one is refused", func(t *testing.T) {
+		f := newFixture(t)
+		f.server.Register("orders-db", Keys{Current: key(5, 0x15)})
+		for _, v := range []uint32{3, 5} {
+			if err := f.server.Rotate("orders-db", *key(v, 0x20)); err == nil {
+				t.Errorf("Rotate to version %d over version 5 was accepted", v)
+			}
+		}
+	})
+	t.Run("a reconciler restarted without the next key gets the agent back on the old one", func(t *testing.T) {
+		f := newFixture(t)
+		c := f.enrolled("orders-db", key(1, 0x11))
+		f.server.Rotate("orders-db", *key(2, 0x12))
+		if _, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"}); err != nil || c.KeyVersion() != 2 {
+			t.Fatalf("delivery: %v, key version %d", err, c.KeyVersion())
+		}
+		// The reconciler restarts and forgot version 2 (it did not store it).
+		f.server.Unregister("orders-db")
+		f.server.Register("orders-db", Keys{Current: key(1, 0x11)}, rpc.WithWatermarks(1<<62, 0))
+		var refused *RefusedError
+		if _, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"}); !errors.As(err, &refused) || refused.Reason != rpc.ResultUnknownKey {
+			t.Fatalf("poll under the forgotten key: %v, want unknown_key_version", err)
+		}
+		if c.KeyVersion() != 1 {
+			t.Fatalf("agent key version after the refusal = %d, want back on 1", c.KeyVersion())
+		}
+		if _, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"}); err != nil {
+			t.Errorf("poll under the old key: %v", err)
+		}
+		// And it can take a new rotation to version 2 again.
+		f.server.Rotate("orders-db", *key(2, 0x22))
+		c.Poll(context.Background(), agent.Status{Instance: "orders-db"})
+		c.Poll(context.Background(), agent.Status{Instance: "orders-db"})
+		if obs, _ := f.server.Observed("orders-db"); obs.KeyVersion != 2 || c.KeyVersion() != 2 {
+			t.Errorf("after a new rotation: server %d, agent %d; want both on 2", obs.KeyVersion, c.KeyVersion())
+		}
+	})
+}
+
+func TestServerLimits(t *testing.T) {
+	f := newFixture(t)
+	c := f.enrolled("orders-db", key(1, 0x11))
+	if code, reason := f.post(pollPath("orders-db"), make([]byte, maxPollBody+1)); code != 413 || reason != "too_large" {
+		t.Errorf("a poll above %d bytes: %d %s, want 413 too_large", maxPollBody, code, reason)
+	}
+	c.cfg.Wait = time.Minute
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		f.server.Unregister("orders-db")
+	}()
+	_, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db"})
+	var refused *RefusedError
+	if !errors.As(err, &refused) || refused.Code != 404 {
+		t.Errorf("a poll waiting while its instance is unregistered: %v, want 404", err)
 	}
 }

@@ -47,6 +47,8 @@ type desiredWire struct {
 	Generation uint64      `json:"generation"`
 	SSL        bool        `json:"ssl"`
 	Bundle     *bundleWire `json:"bundle,omitempty"`
+	// Withheld says why an SSL-enabled state comes without its bundle.
+	Withheld string `json:"withheld,omitempty"`
 }
 
 // bundleWire is installers.Bundle with its key as plain bytes: vault.Secret
@@ -80,7 +82,7 @@ func toWire(d *agent.Desired) *desiredWire {
 }
 
 func (w *desiredWire) desired() *agent.Desired {
-	d := &agent.Desired{Generation: w.Generation, SSL: w.SSL}
+	d := &agent.Desired{Generation: w.Generation, SSL: w.SSL, Withheld: w.Withheld}
 	if b := w.Bundle; b != nil {
 		d.Bundle = &installers.Bundle{
 			CertPEM: b.CertPEM, ChainPEM: b.ChainPEM, Key: vault.Secret(b.KeyPEM),

@@ -235,7 +235,7 @@ with the flags below; edit agent.yaml for anything else.`,
 				data []byte
 				mode os.FileMode
 			}{
-				{"agent.yaml", data, 0o644},
+				{"agent.yaml", data, 0o600}, // adminDSN may hold a password
 				{"ca.pem", ca, 0o644},
 				{"enrollment-token", transport.FormatToken(token), 0o600},
 			} {

@@ -136,7 +136,7 @@ func TestAgentCommand(t *testing.T) {
 	}
 	metricsAddr := freeAddr(t)
 	f, _ := os.OpenFile(host+"/etc/agent.yaml", os.O_APPEND|os.O_WRONLY, 0)
-	fmt.Fprintf(f, "heartbeat: 200ms\nmetricsAddress: %s\n", metricsAddr)
+	fmt.Fprintf(f, "heartbeat: 1s\nmetricsAddress: %s\n", metricsAddr)
 	f.Close()
 
 	ctx, cancel := context.WithCancel(context.Background())
