@@ -130,7 +130,9 @@ func TestServeHTTPSAndPlainHTTPGets400(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	go func() { done <- Serve(ctx, ln, h, &tls.Config{Certificates: []tls.Certificate{pair}}, time.Minute, time.Second, nil) }()
+	go func() {
+		done <- Serve(ctx, ln, h, &tls.Config{Certificates: []tls.Certificate{pair}}, time.Minute, time.Second, nil)
+	}()
 
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(t)}}}
 	resp, err := client.Get("https://" + ln.Addr().String() + "/")
