@@ -22,6 +22,10 @@ type Record struct {
 	// when.
 	AppliedRevision string
 	AppliedAt       time.Time
+	// AppliedSpec is the instance document last applied, encoded by the
+	// daemon (the store does not read it): what a restarted daemon plans
+	// from.
+	AppliedSpec []byte
 	// Generation is the desired-state generation last published to the
 	// agent.
 	Generation uint64
@@ -174,6 +178,7 @@ func (r *Record) Clone() *Record {
 		c.Certificate = &cert
 	}
 	c.History = slices.Clone(r.History)
+	c.AppliedSpec = bytes.Clone(r.AppliedSpec)
 	return &c
 }
 
@@ -280,6 +285,9 @@ func Prepare(r *Record, name string, now time.Time) error {
 	slices.SortFunc(r.Keys, func(a, b WrappedKey) int { return cmp.Compare(a.Version, b.Version) })
 	if len(r.Keys) == 0 {
 		r.Keys = nil
+	}
+	if len(r.AppliedSpec) == 0 {
+		r.AppliedSpec = nil
 	}
 	if len(r.History) > MaxHistory {
 		r.History = slices.Clip(r.History[:MaxHistory])

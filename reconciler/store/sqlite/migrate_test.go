@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -94,7 +95,12 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 	if !errors.Is(err, store.ErrNewerSchema) {
 		t.Errorf("error %q does not wrap ErrNewerSchema", err)
 	}
-	for _, want := range []string{path, "version 9999", "up to 1"} {
+	embeddedMigrations, merr := loadMigrations(mustSub(embedded, "migrations"))
+	if merr != nil {
+		t.Fatal(merr)
+	}
+	newest := fmt.Sprintf("up to %d", len(embeddedMigrations))
+	for _, want := range []string{path, "version 9999", newest} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}

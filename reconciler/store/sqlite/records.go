@@ -27,7 +27,7 @@ type read struct {
 }
 
 var (
-	readInstances = read{"instances", "name", `SELECT name, applied_revision, applied_at, generation, previous_serial,
+	readInstances = read{"instances", "name", `SELECT name, applied_revision, applied_at, applied_spec, generation, previous_serial,
        status, sent, received, updated_at
 FROM instances%s ORDER BY name`}
 	readKeys = read{"rpc_keys", "instance", `SELECT instance, version, wrapped, master_version, state
@@ -51,7 +51,7 @@ func load(ctx context.Context, q querier, name string) ([]store.Record, error) {
 			status                     string
 			generation, sent, received int64
 		)
-		if err := rows.Scan(&r.Name, &r.AppliedRevision, &appliedAt, &generation, &r.PreviousSerial,
+		if err := rows.Scan(&r.Name, &r.AppliedRevision, &appliedAt, &r.AppliedSpec, &generation, &r.PreviousSerial,
 			&status, &sent, &received, &updatedAt); err != nil {
 			return err
 		}
@@ -178,18 +178,19 @@ func save(ctx context.Context, tx *sql.Tx, r *store.Record) error {
 	}
 	// uint64 goes into SQLite's signed INTEGER bit for bit.
 	if _, err := tx.ExecContext(ctx, `INSERT INTO instances
-    (name, applied_revision, applied_at, generation, previous_serial, status, sent, received, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    (name, applied_revision, applied_at, applied_spec, generation, previous_serial, status, sent, received, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (name) DO UPDATE SET
     applied_revision = excluded.applied_revision,
     applied_at = excluded.applied_at,
+    applied_spec = excluded.applied_spec,
     generation = excluded.generation,
     previous_serial = excluded.previous_serial,
     status = excluded.status,
     sent = excluded.sent,
     received = excluded.received,
     updated_at = excluded.updated_at`,
-		r.Name, r.AppliedRevision, timeText(r.AppliedAt), int64(r.Generation), r.PreviousSerial,
+		r.Name, r.AppliedRevision, timeText(r.AppliedAt), nonNil(r.AppliedSpec), int64(r.Generation), r.PreviousSerial,
 		string(status), int64(r.Watermarks.Sent), int64(r.Watermarks.Received), timeText(r.UpdatedAt)); err != nil {
 		return fmt.Errorf("write instance: %w", err)
 	}
@@ -251,4 +252,12 @@ func parseTime(s sql.NullString) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("parse time %q: %w", s.String, err)
 	}
 	return t, nil
+}
+
+// nonNil keeps a nil slice out of a NOT NULL BLOB column.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }

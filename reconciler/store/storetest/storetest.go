@@ -72,6 +72,7 @@ func full(name string) *store.Record {
 		Name:            name,
 		AppliedRevision: "3f2a9c1d5e7b8a6f4c3d2e1f0a9b8c7d6e5f4a3b",
 		AppliedAt:       at,
+		AppliedSpec:     []byte(`{"Metadata":{"Name":"` + name + `"},"Spec":{"SSL":"enabled"}}`),
 		Generation:      1<<63 + 7,
 		Keys: []store.WrappedKey{
 			{Version: 4, Wrapped: []byte("vault:v2:wrapped-4"), MasterVersion: 2, State: store.KeyCurrent},
