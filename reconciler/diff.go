@@ -16,8 +16,11 @@ import (
 type DiffInput struct {
 	// Desired is the state to plan for.
 	Desired *sources.Snapshot
-	// Base is the state to plan from; nil compares against an empty fleet.
+	// Base is the state to plan from; nil compares against Observed.
 	Base *sources.Snapshot
+	// Observed, used when Base is nil, is the state to plan from as
+	// instances: what the daemon applied. Both nil is an empty fleet.
+	Observed []*specs.Instance
 	// Instances is the directory of instance files under the fleet root.
 	Instances string
 	// Policies is the directory of Rego policies under the fleet root,
@@ -39,7 +42,7 @@ func Diff(ctx context.Context, in DiffInput) (*plan.Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load desired state: %w", err)
 	}
-	var observed []*specs.Instance
+	observed := in.Observed
 	if in.Base != nil {
 		base, err := specs.Load(ctx, in.Base.FS, in.Instances, specs.WithDefaults(in.Defaults))
 		switch {

@@ -1,0 +1,370 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reconciler-dev/reconciler/agent"
+	"github.com/reconciler-dev/reconciler/agent/transport"
+	"github.com/reconciler-dev/reconciler/policy"
+	"github.com/reconciler-dev/reconciler/reconciler"
+	"github.com/reconciler-dev/reconciler/reconciler/plan"
+	"github.com/reconciler-dev/reconciler/reconciler/store"
+	"github.com/reconciler-dev/reconciler/sources"
+	"github.com/reconciler-dev/reconciler/specs"
+	"github.com/reconciler-dev/reconciler/vault"
+)
+
+// Providers are the key providers the controller uses.
+type Providers struct {
+	// Issuers issue certificates, by provider name (spec.tls.provider).
+	Issuers vault.Registry
+	// Default names the issuer of instances that name none.
+	Default string
+	// Keys makes and unwraps the per-instance RPC keys.
+	Keys vault.KeyWrapper
+}
+
+// Config is what the controller needs.
+type Config struct {
+	Source          sources.Source
+	Instances       string // instances directory under the fleet root
+	Policies        string // policy directory under the fleet root
+	RequirePolicies bool
+	PolicyOptions   []policy.Option
+	Defaults        specs.Defaults // zero: specs.DefaultDefaults()
+	Providers       Providers
+	Store           store.Store
+	// Agents is the agents' server; the daemon serves its Handler and
+	// calls AgentReported from its status hook.
+	Agents *transport.Server
+	// Concurrency bounds the instances reconciled at once (default 8).
+	Concurrency int
+	// Poll is how often the source is read (default 1m, jittered by up
+	// to a tenth); Resync how often every instance is checked again for
+	// drift and renewal (default 10m).
+	Poll, Resync time.Duration
+	// Prune removes SSL from instances whose file was deleted, then
+	// forgets them; without it they are released untouched.
+	Prune bool
+}
+
+// Option configures a Controller.
+type Option func(*Controller)
+
+// WithLogger sets the logger (nil, the default, discards).
+func WithLogger(l *slog.Logger) Option { return func(c *Controller) { c.log = l } }
+
+// WithRegisterer registers the controller's metrics.
+func WithRegisterer(r prometheus.Registerer) Option { return func(c *Controller) { c.reg = r } }
+
+// WithClock replaces time.Now, for tests.
+func WithClock(now func() time.Time) Option { return func(c *Controller) { c.now = now } }
+
+// Controller reconciles the fleet. Run drives it.
+type Controller struct {
+	cfg     Config
+	log     *slog.Logger
+	reg     prometheus.Registerer
+	now     func() time.Time
+	metrics *metrics
+	queue   *queue
+	trigger chan struct{}
+
+	mu         sync.Mutex
+	plan       map[string]*plan.Instance
+	problems   []plan.Problem
+	revision   string
+	seenAt     map[string]time.Time // when each revision was first read, for latency
+	pending    map[string]*pending
+	views      map[string]View
+	registered map[string]bool
+}
+
+// pending is a generation published and not yet confirmed by the agent.
+// The bundle's private key lives only here, never in the store.
+type pending struct {
+	generation  uint64
+	revision    string
+	spec        *specs.Instance // nil: a prune
+	ssl         bool
+	publishedAt time.Time
+	seenAt      time.Time // when the revision was first read
+}
+
+// View is an instance as the API shows it.
+type View struct {
+	Name      string      `json:"name"`
+	File      string      `json:"file,omitempty"`
+	Datastore string      `json:"datastore,omitempty"`
+	Phase     agent.Phase `json:"phase"`
+	Message   string      `json:"message,omitempty"`
+	// SSL is what is desired; Verified what the agent proved over a
+	// sealed channel.
+	SSL        bool      `json:"ssl"`
+	Verified   bool      `json:"verified"`
+	RPC        bool      `json:"rpcEncryption"`
+	Serial     string    `json:"serial,omitempty"`
+	NotAfter   time.Time `json:"notAfter,omitzero"`
+	KeyVersion uint32    `json:"keyVersion,omitempty"`
+	Generation uint64    `json:"generation"`
+	Revision   string    `json:"appliedRevision,omitempty"`
+	LastSeen   time.Time `json:"lastSeen,omitzero"`
+	Denied     []string  `json:"denied,omitempty"`
+	Unmanaged  bool      `json:"unmanaged,omitempty"`
+}
+
+// New returns a controller for cfg.
+func New(cfg Config, opts ...Option) *Controller {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 8
+	}
+	if cfg.Defaults == (specs.Defaults{}) {
+		cfg.Defaults = specs.DefaultDefaults()
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Minute
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = 10 * time.Minute
+	}
+	c := &Controller{cfg: cfg, now: time.Now, queue: newQueue(), trigger: make(chan struct{}, 1),
+		plan: map[string]*plan.Instance{}, seenAt: map[string]time.Time{}, pending: map[string]*pending{},
+		views: map[string]View{}, registered: map[string]bool{}}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.metrics = newMetrics(c, c.reg)
+	return c
+}
+
+// Trigger asks for the source to be read again now (a webhook, a file
+// change). It never blocks.
+func (c *Controller) Trigger() {
+	select {
+	case c.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// AgentReported is the agents' server status hook: the instance's agent
+// said something, so look at it again. It never blocks.
+func (c *Controller) AgentReported(_ context.Context, s agent.Status) {
+	c.queue.add(s.Instance)
+}
+
+// Run reconciles until ctx is done, then returns nil once the workers
+// have stopped.
+func (c *Controller) Run(ctx context.Context) error {
+	if err := c.restore(ctx); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for range c.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.work(ctx)
+		}()
+	}
+	defer func() {
+		c.queue.close()
+		wg.Wait()
+	}()
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	resync := time.NewTicker(c.cfg.Resync)
+	defer resync.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-poll.C:
+			c.sync(ctx, false)
+			poll.Reset(c.cfg.Poll + time.Duration(rand.Int64N(int64(c.cfg.Poll/10)+1)))
+		case <-c.trigger:
+			c.sync(ctx, false)
+		case <-resync.C:
+			c.sync(ctx, true)
+		}
+	}
+}
+
+// restore registers every instance the store knows with the agents'
+// server, so agents are served from the first second after a restart.
+func (c *Controller) restore(ctx context.Context) error {
+	recs, err := c.cfg.Store.List(ctx)
+	if err != nil {
+		return fmt.Errorf("restore state: %w", err)
+	}
+	for i := range recs {
+		var spec specs.Instance
+		rpcOff := true
+		if len(recs[i].AppliedSpec) > 0 && json.Unmarshal(recs[i].AppliedSpec, &spec) == nil {
+			rpcOff = !spec.RPCEncrypted()
+		}
+		if err := c.register(ctx, &recs[i], rpcOff); err != nil {
+			c.log.ErrorContext(ctx, "cannot serve the agent of a stored instance", "instance", recs[i].Name, "error", err)
+		}
+	}
+	return nil
+}
+
+// sync reads the source, plans, and queues what needs work: instances
+// that change, wait for their agent, or (on a resync) everything.
+func (c *Controller) sync(ctx context.Context, all bool) {
+	start := c.now()
+	snap, err := c.cfg.Source.Snapshot(ctx, "")
+	c.metrics.fetch.Observe(c.now().Sub(start).Seconds())
+	if err != nil {
+		if ctx.Err() == nil {
+			c.metrics.fetchErrors.Inc()
+			c.log.ErrorContext(ctx, "cannot read the fleet source; keeping the last plan", "error", err)
+		}
+		return
+	}
+	observed, err := c.observed(ctx)
+	if err != nil {
+		c.log.ErrorContext(ctx, "cannot read the state store", "error", err)
+		return
+	}
+	p, err := reconciler.Diff(ctx, reconciler.DiffInput{
+		Desired: snap, Observed: observed, Instances: c.cfg.Instances, Policies: c.cfg.Policies,
+		RequirePolicies: c.cfg.RequirePolicies, PolicyOptions: c.cfg.PolicyOptions, Defaults: c.cfg.Defaults,
+		Plan: plan.Options{Prune: c.cfg.Prune},
+	})
+	if err != nil {
+		c.log.ErrorContext(ctx, "cannot plan the fleet", "revision", snap.Revision, "error", err)
+		return
+	}
+	for _, pr := range p.Problems {
+		c.log.WarnContext(ctx, "fleet problem", "problem", pr.String())
+	}
+	c.mu.Lock()
+	if _, ok := c.seenAt[snap.Revision]; !ok {
+		c.seenAt = map[string]time.Time{snap.Revision: start} // only the latest matters
+	}
+	c.revision, c.problems = snap.Revision, p.Problems
+	old := c.plan
+	c.plan = make(map[string]*plan.Instance, len(p.Instances))
+	var work []string
+	for i := range p.Instances {
+		pi := &p.Instances[i]
+		c.plan[pi.Name] = pi
+		was := old[pi.Name]
+		if all || pi.Change != plan.None || pi.Held != "" || pi.Denied() || c.pending[pi.Name] != nil ||
+			was == nil || was.Held != "" || was.Denied() {
+			work = append(work, pi.Name)
+		}
+	}
+	for name := range c.views {
+		if c.plan[name] == nil {
+			delete(c.views, name) // no file and no record: its series go too
+		}
+	}
+	c.mu.Unlock()
+	c.metrics.observePlan(p)
+	for _, name := range work {
+		c.queue.add(name)
+	}
+}
+
+// observed decodes what the store says was applied.
+func (c *Controller) observed(ctx context.Context) ([]*specs.Instance, error) {
+	recs, err := c.cfg.Store.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*specs.Instance, 0, len(recs))
+	for _, r := range recs {
+		if len(r.AppliedSpec) == 0 {
+			continue
+		}
+		var in specs.Instance
+		if err := json.Unmarshal(r.AppliedSpec, &in); err != nil {
+			c.log.ErrorContext(ctx, "stored applied state is damaged; planning the instance as new", "instance", r.Name, "error", err)
+			continue
+		}
+		out = append(out, &in)
+	}
+	return out, nil
+}
+
+func (c *Controller) work(ctx context.Context) {
+	for {
+		name, ok := c.queue.get()
+		if !ok {
+			return
+		}
+		start := c.now()
+		err := c.reconcile(ctx, name)
+		result := "ok"
+		if err != nil {
+			result = "error"
+			if ctx.Err() == nil {
+				c.log.WarnContext(ctx, "reconcile failed; retrying with backoff", "instance", name, "error", err,
+					"failures", c.queue.failuresOf(name)+1)
+				c.setPhase(name, agent.Error, err.Error())
+			}
+		}
+		c.metrics.reconcile.WithLabelValues(result).Observe(c.now().Sub(start).Seconds())
+		c.queue.done(name, err != nil && ctx.Err() == nil)
+	}
+}
+
+// Instances returns every instance's view, sorted by name.
+func (c *Controller) Instances() []View {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]View, 0, len(c.plan))
+	for name := range c.plan {
+		out = append(out, c.viewLocked(name))
+	}
+	sortViews(out)
+	return out
+}
+
+// Instance returns one instance's view.
+func (c *Controller) Instance(name string) (View, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.plan[name] == nil {
+		return View{}, false
+	}
+	return c.viewLocked(name), true
+}
+
+// Problems returns the fleet's input errors from the last plan.
+func (c *Controller) Problems() []plan.Problem {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]plan.Problem(nil), c.problems...)
+}
+
+// Ready reports whether the source was read and planned at least once.
+func (c *Controller) Ready() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.revision != ""
+}
+
+// Resync queues an instance now (POST /mgmt/instances/{name}/ssl).
+func (c *Controller) Resync(name string) bool {
+	c.mu.Lock()
+	ok := c.plan[name] != nil
+	c.mu.Unlock()
+	if ok {
+		c.queue.add(name)
+	}
+	return ok
+}
