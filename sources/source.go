@@ -33,3 +33,12 @@ type Source interface {
 type ChangeLister interface {
 	Changed(ctx context.Context, from, to string) ([]string, error)
 }
+
+// Fetcher is implemented by sources with a remote.
+//
+// Fetch brings the local copy up to date with the remote, so that the
+// next Snapshot sees what was pushed. It must not block past ctx's
+// cancellation, and a failed fetch leaves the local copy as it was.
+type Fetcher interface {
+	Fetch(ctx context.Context) error
+}

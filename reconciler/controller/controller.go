@@ -34,7 +34,12 @@ type Providers struct {
 
 // Config is what the controller needs.
 type Config struct {
+	// Source is the fleet repository; one that is a sources.Fetcher is
+	// fetched before every read. Revision is what is read ("" for the
+	// source's default: the working tree, or HEAD; a branch name for a
+	// remote).
 	Source          sources.Source
+	Revision        string
 	Instances       string // instances directory under the fleet root
 	Policies        string // policy directory under the fleet root
 	RequirePolicies bool
@@ -86,6 +91,7 @@ type Controller struct {
 	pending    map[string]*pending
 	views      map[string]View
 	registered map[string]bool
+	reports    map[string]report
 }
 
 // pending is a generation published and not yet confirmed by the agent.
@@ -137,7 +143,7 @@ func New(cfg Config, opts ...Option) *Controller {
 	}
 	c := &Controller{cfg: cfg, now: time.Now, queue: newQueue(), trigger: make(chan struct{}, 1),
 		plan: map[string]*plan.Instance{}, seenAt: map[string]time.Time{}, pending: map[string]*pending{},
-		views: map[string]View{}, registered: map[string]bool{}}
+		views: map[string]View{}, registered: map[string]bool{}, reports: map[string]report{}}
 	for _, o := range opts {
 		o(c)
 	}
@@ -158,9 +164,28 @@ func (c *Controller) Trigger() {
 }
 
 // AgentReported is the agents' server status hook: the instance's agent
-// said something, so look at it again. It never blocks.
+// reported, so look at the instance again if that can matter: a
+// generation is in flight, or the report differs from the last one (a
+// heartbeat that repeats itself costs nothing). It never blocks.
 func (c *Controller) AgentReported(_ context.Context, s agent.Status) {
-	c.queue.add(s.Instance)
+	key := report{s.Phase, s.Generation, s.SSL, s.Verified, s.Serial, s.KeyVersion}
+	c.mu.Lock()
+	same := c.reports[s.Instance] == key && c.pending[s.Instance] == nil
+	c.reports[s.Instance] = key
+	c.mu.Unlock()
+	if !same {
+		c.queue.add(s.Instance)
+	}
+}
+
+// report is what of an agent's status can change what the controller does.
+type report struct {
+	phase      agent.Phase
+	generation uint64
+	ssl        bool
+	verified   bool
+	serial     string
+	keyVersion uint32
 }
 
 // Run reconciles until ctx is done, then returns nil once the workers
@@ -224,7 +249,14 @@ func (c *Controller) restore(ctx context.Context) error {
 // that change, wait for their agent, or (on a resync) everything.
 func (c *Controller) sync(ctx context.Context, all bool) {
 	start := c.now()
-	snap, err := c.cfg.Source.Snapshot(ctx, "")
+	var err error
+	if f, ok := c.cfg.Source.(sources.Fetcher); ok {
+		err = f.Fetch(ctx)
+	}
+	var snap *sources.Snapshot
+	if err == nil {
+		snap, err = c.cfg.Source.Snapshot(ctx, c.cfg.Revision)
+	}
 	c.metrics.fetch.Observe(c.now().Sub(start).Seconds())
 	if err != nil {
 		if ctx.Err() == nil {

@@ -66,8 +66,15 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 	if done, err := c.confirm(ctx, name, rec); done || err != nil {
 		return err
 	}
-	// publish, when the plan, a renewal or drift asks for it.
-	switch why := c.needsPublish(pi, rec); {
+	// publish, when the plan, a renewal or drift asks for it, and once
+	// the agent is there to take it: no certificate is issued for a host
+	// that has no agent yet.
+	why := c.needsPublish(pi, rec)
+	if obs, ok := c.cfg.Agents.Observed(name); why != "" && (!ok || obs.LastSeen.IsZero()) {
+		c.setPhase(name, agent.Unreachable, "waiting for its agent to connect (set one up with reconciler agent bootstrap "+name+")")
+		return nil
+	}
+	switch {
 	case why != "":
 		c.log.InfoContext(ctx, "publishing desired state", "instance", name, "revision", revision, "why", why)
 		return c.publish(ctx, pi, rec, revision)

@@ -1,0 +1,161 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/reconciler-dev/reconciler/reconciler/controller"
+)
+
+// Fleet is what the API reads and asks of the control loop
+// (controller.Controller).
+//
+// Instances returns every instance's view sorted by name, Instance one
+// (false when the fleet has no such instance), Resync queues one now
+// (false when unknown), and Ready reports whether the fleet was read and
+// planned at least once.
+type Fleet interface {
+	Instances() []controller.View
+	Instance(name string) (controller.View, bool)
+	Resync(name string) bool
+	Ready() bool
+}
+
+var _ Fleet = (*controller.Controller)(nil)
+
+// Routes are the handlers the API serves besides its own.
+type Routes struct {
+	Metrics http.Handler // /metrics, unauthenticated: it holds no secret
+	Webhook http.Handler // POST /v1/webhooks/git, authenticated by its signature; nil: none
+}
+
+// NewHandler returns the API:
+//
+//	GET  /healthz                     200 while the process runs
+//	GET  /readyz                      200 once the fleet was read, else 503
+//	GET  /metrics                     Prometheus
+//	GET  /v1/instances                viewer: every instance
+//	GET  /v1/instances/{name}         viewer: one; encrypted_rpc_messaging for admins only
+//	GET  /mgmt/instances/{name}/ssl   admin: Trove's mgmt-ssl-show
+//	POST /mgmt/instances/{name}/ssl   admin: run the instance's SSL setup again now
+//	POST /v1/webhooks/git             a signed push webhook
+func NewHandler(f Fleet, t *Tokens, r Routes) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !f.Ready() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "the fleet has not been read yet"})
+			return
+		}
+		writeJSON(w, 200, map[string]string{"status": "ready"})
+	})
+	if r.Metrics != nil {
+		mux.Handle("GET /metrics", r.Metrics)
+	}
+	if r.Webhook != nil {
+		mux.Handle("POST /v1/webhooks/git", r.Webhook)
+	}
+	mux.Handle("GET /v1/instances", t.Require(Viewer, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		admin := isAdmin(req)
+		views := f.Instances()
+		out := make([]instanceJSON, len(views))
+		for i, v := range views {
+			out[i] = toJSON(v, admin)
+		}
+		writeJSON(w, 200, map[string]any{"instances": out})
+	})))
+	mux.Handle("GET /v1/instances/{name}", t.Require(Viewer, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		v, ok := f.Instance(req.PathValue("name"))
+		if !ok {
+			writeError(w, http.StatusNotFound, "no instance "+quote(req.PathValue("name"))+" in the fleet")
+			return
+		}
+		writeJSON(w, 200, map[string]any{"instance": toJSON(v, isAdmin(req))})
+	})))
+	mux.Handle("GET /mgmt/instances/{name}/ssl", t.Require(Admin, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		v, ok := f.Instance(req.PathValue("name"))
+		if !ok {
+			writeError(w, http.StatusNotFound, "no instance "+quote(req.PathValue("name"))+" in the fleet")
+			return
+		}
+		writeJSON(w, 200, map[string]any{"ssl": sslJSON(v)})
+	})))
+	mux.Handle("POST /mgmt/instances/{name}/ssl", t.Require(Admin, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		name := req.PathValue("name")
+		if !f.Resync(name) {
+			writeError(w, http.StatusNotFound, "no instance "+quote(name)+" in the fleet")
+			return
+		}
+		v, _ := f.Instance(name)
+		writeJSON(w, http.StatusAccepted, map[string]any{"ssl": sslJSON(v)})
+	})))
+	return mux
+}
+
+// instanceJSON is an instance as the API answers it. It carries no
+// secret: certificates by serial and expiry, keys by version.
+type instanceJSON struct {
+	Name       string    `json:"name"`
+	File       string    `json:"file,omitempty"`
+	Datastore  string    `json:"datastore,omitempty"`
+	Phase      string    `json:"phase"`
+	Message    string    `json:"message,omitempty"`
+	SSL        bool      `json:"ssl"`
+	Verified   bool      `json:"ssl_verified"`
+	Serial     string    `json:"certificate_serial,omitempty"`
+	NotAfter   time.Time `json:"certificate_expires,omitzero"`
+	Generation uint64    `json:"generation"`
+	LastSeen   time.Time `json:"agent_last_seen,omitzero"`
+	Denied     []string  `json:"denied,omitempty"`
+	Unmanaged  bool      `json:"unmanaged,omitempty"`
+	// EncryptedRPC is Trove's admin-only field.
+	EncryptedRPC *rpcJSON `json:"encrypted_rpc_messaging,omitempty"`
+}
+
+type rpcJSON struct {
+	Enabled    bool   `json:"enabled"`
+	KeyVersion uint32 `json:"key_version,omitempty"`
+}
+
+func toJSON(v controller.View, admin bool) instanceJSON {
+	out := instanceJSON{Name: v.Name, File: v.File, Datastore: v.Datastore, Phase: string(v.Phase), Message: v.Message,
+		SSL: v.SSL, Verified: v.Verified, Serial: v.Serial, NotAfter: v.NotAfter, Generation: v.Generation,
+		LastSeen: v.LastSeen, Denied: v.Denied, Unmanaged: v.Unmanaged}
+	if admin {
+		out.EncryptedRPC = &rpcJSON{Enabled: v.RPC, KeyVersion: v.KeyVersion}
+	}
+	return out
+}
+
+// sslJSON is Trove's mgmt-ssl-show body.
+func sslJSON(v controller.View) map[string]any {
+	m := map[string]any{"enabled": v.SSL, "verified": v.Verified, "phase": v.Phase}
+	if v.Message != "" {
+		m["message"] = v.Message
+	}
+	if v.Serial != "" {
+		m["certificate_serial"] = v.Serial
+		m["certificate_expires"] = v.NotAfter
+	}
+	return m
+}
+
+func isAdmin(r *http.Request) bool {
+	p, _ := PrincipalFrom(r.Context())
+	return p.Role == Admin
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
