@@ -88,3 +88,12 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestExamplesLoad keeps examples/reconciler true to the parser.
+func TestExamplesLoad(t *testing.T) {
+	for _, f := range []string{"../../examples/reconciler/local.yaml", "../../examples/reconciler/production.yaml"} {
+		if _, err := Load(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
