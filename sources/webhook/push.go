@@ -158,12 +158,8 @@ func parseGitHub(h http.Header, body []byte) (*Push, error) {
 }
 
 func parseGitLab(h http.Header, body []byte) (*Push, error) {
-	switch event, _ := single(h, "X-Gitlab-Event"); event {
-	case "Push Hook":
-	case "":
-		return nil, refuse(GitLab, ReasonMalformed, "missing X-Gitlab-Event header")
-	default:
-		return nil, refuse(GitLab, ReasonUnsupportedEvent, "X-Gitlab-Event is not Push Hook")
+	if err := requireEvent(GitLab, h, "X-Gitlab-Event", "Push Hook"); err != nil {
+		return nil, err
 	}
 	var pl gitlabPush
 	if err := decode(GitLab, body, &pl); err != nil {
@@ -183,12 +179,8 @@ func parseGitLab(h http.Header, body []byte) (*Push, error) {
 }
 
 func parseGitea(h http.Header, body []byte) (*Push, error) {
-	switch event, _ := single(h, "X-Gitea-Event"); event {
-	case "push":
-	case "":
-		return nil, refuse(Gitea, ReasonMalformed, "missing X-Gitea-Event header")
-	default:
-		return nil, refuse(Gitea, ReasonUnsupportedEvent, "X-Gitea-Event is not push")
+	if err := requireEvent(Gitea, h, "X-Gitea-Event", "push"); err != nil {
+		return nil, err
 	}
 	var pl giteaPush
 	if err := decode(Gitea, body, &pl); err != nil {
@@ -369,4 +361,16 @@ func validRef(ref string) bool {
 		}
 	}
 	return true
+}
+
+// requireEvent checks that header names the want event.
+func requireEvent(provider string, h http.Header, header, want string) error {
+	switch event, _ := single(h, header); event {
+	case want:
+		return nil
+	case "":
+		return refuse(provider, ReasonMalformed, "missing "+header+" header")
+	default:
+		return refuse(provider, ReasonUnsupportedEvent, header+" is not "+want)
+	}
 }
