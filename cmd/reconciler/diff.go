@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -34,6 +35,7 @@ type diffFlags struct {
 	builtinErrors  bool
 	policyNamed    bool // --policy given: the directory must exist
 	git            gitFlags
+	api            apiFlags // --server: compare against what a running reconciler observed
 }
 
 // gitFlags reach a remote repository. Secrets come from the environment,
@@ -58,6 +60,10 @@ Without --base the plan is against an empty fleet, so every valid instance is
 a create. With --base REV it is against the fleet at that revision: the
 merge-request view. A directory is read as its working tree unless --rev
 names a revision; --rev and --base need PATH to be inside a git repository.
+With --server URL it is against what a running reconciler observed: the
+documents it applied, with spec.ssl as the agents last verified it, so the
+plan shows drift (an instance whose datastore no longer serves TLS shows
+spec.ssl disabled -> enabled).
 
 Exit status: 0 nothing to change and no denial; 2 changes; 3 a policy denies;
 1 an error (an invalid file, a policy that does not compile, an unreachable
@@ -92,6 +98,7 @@ RECONCILER_SSH_KEY_PASSPHRASE.`,
 	fl.BoolVar(&f.allNamespaces, "all-namespaces", false, "evaluate every policy namespace (but the fleet one)")
 	fl.StringVar(&f.fleetNamespace, "fleet-namespace", "fleet", "namespace of fleet-scope rules, which see input.instances")
 	fl.BoolVar(&f.builtinErrors, "show-builtin-errors", false, "make a failing Rego builtin (to_number(\"x\"), ...) an error instead of a rule that silently does not fire, as conftest's flag")
+	f.api.register(fl)
 	fl.BoolVar(&f.prune, "prune", false, "plan instances removed from the fleet as deleted (certificate revoked, RPC key retired) rather than released")
 	fl.StringVar(&f.git.username, "git-username", "", "username for https remotes (password from RECONCILER_GIT_PASSWORD)")
 	fl.StringVar(&f.git.sshKey, "ssh-key", "", "private key file for ssh remotes")
@@ -119,6 +126,15 @@ func runDiff(ctx context.Context, stdout io.Writer, target string, f diffFlags) 
 	if err != nil {
 		return err
 	}
+	var observed []*specs.Instance
+	if f.api.server != "" {
+		if base != nil {
+			return fmt.Errorf("diff: --base and --server compare against different things: choose one")
+		}
+		if observed, err = fetchObserved(ctx, f.api); err != nil {
+			return err
+		}
+	}
 	policyOpts := []policy.Option{policy.WithFleetNamespace(f.fleetNamespace)}
 	if f.builtinErrors {
 		policyOpts = append(policyOpts, policy.WithBuiltinErrors())
@@ -131,6 +147,7 @@ func runDiff(ctx context.Context, stdout io.Writer, target string, f diffFlags) 
 	p, err := reconciler.Diff(ctx, reconciler.DiffInput{
 		Desired:         desired,
 		Base:            base,
+		Observed:        observed,
 		Instances:       f.instances,
 		Policies:        f.policies,
 		RequirePolicies: f.policyNamed,
@@ -144,6 +161,9 @@ func runDiff(ctx context.Context, stdout io.Writer, target string, f diffFlags) 
 	report := output.Report{Plan: p, Fleet: target, Revision: desired.Revision}
 	if base != nil {
 		report.Base = base.Revision
+	}
+	if f.api.server != "" {
+		report.Base = "observed by " + f.api.server
 	}
 	if err := render(stdout, report); err != nil {
 		return fmt.Errorf("write plan: %w", err)
@@ -224,4 +244,36 @@ func (g gitFlags) options() ([]git.Option, error) {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// fetchObserved reads each instance as its host has it from a running
+// reconciler (GET /v1/observed): the documents it applied, with spec.ssl
+// as the agents last verified it.
+func fetchObserved(ctx context.Context, a apiFlags) ([]*specs.Instance, error) {
+	c, err := a.client()
+	if err != nil {
+		return nil, fmt.Errorf("diff --server: %w", err)
+	}
+	var r struct {
+		Instances []struct {
+			File     string         `json:"file"`
+			Document map[string]any `json:"document"`
+		}
+	}
+	if err := c.call(ctx, "GET", "/v1/observed", &r); err != nil {
+		return nil, fmt.Errorf("diff --server: %w", err)
+	}
+	var out []*specs.Instance
+	for _, d := range r.Instances {
+		data, err := json.Marshal(d.Document)
+		if err != nil {
+			return nil, fmt.Errorf("diff --server: %w", err)
+		}
+		ins, err := specs.Parse(d.File, data, specs.DefaultDefaults())
+		if err != nil {
+			return nil, fmt.Errorf("diff --server: the reconciler's observed state of %s does not parse: %w", d.File, err)
+		}
+		out = append(out, ins...)
+	}
+	return out, nil
 }

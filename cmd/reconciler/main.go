@@ -64,6 +64,6 @@ Start with 'reconciler diff' in a fleet repository.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newAgentCommand(), newDiffCommand(), newPolicyCommand(), newRunCommand(), newSchemaCommand(), newSSLCommand(), newVaultCommand(), newVersionCommand())
+	root.AddCommand(newAgentCommand(), newDiffCommand(), newInstanceCommand(), newKeysCommand(), newPolicyCommand(), newRunCommand(), newSchemaCommand(), newSSLCommand(), newVaultCommand(), newVersionCommand())
 	return root
 }

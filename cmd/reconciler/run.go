@@ -107,7 +107,8 @@ func runDaemon(ctx context.Context, file string, gf gitFlags, log *slog.Logger) 
 	var ctl *controller.Controller
 	agents := transport.NewServer(transport.WithTokens(tokens), transport.WithPlaintextAllowed(cfg.Agents.AllowPlaintext),
 		transport.WithServerLogger(log), transport.WithServerRegisterer(reg),
-		transport.WithStatusHook(func(ctx context.Context, s agent.Status) { ctl.AgentReported(ctx, s) }))
+		transport.WithStatusHook(func(ctx context.Context, s agent.Status) { ctl.AgentReported(ctx, s) }),
+		transport.WithKeyPromotedHook(func(ctx context.Context, name string, v uint32) { ctl.KeyPromoted(ctx, name, v) }))
 	ctl = controller.New(controller.Config{
 		Source: src, Revision: revision, Instances: cfg.Fleet.Instances, Policies: cfg.Fleet.Policies,
 		RequirePolicies: cfg.Fleet.RequirePolicies, PolicyOptions: policyOptions(cfg.Fleet),

@@ -32,7 +32,7 @@ func newSSLCommand() *cobra.Command {
 		Use:   "ssl",
 		Short: "Turn SSL on or off for an instance, as a commit ready for a merge request",
 	}
-	cmd.AddCommand(newSSLToggleCommand(true), newSSLToggleCommand(false))
+	cmd.AddCommand(newSSLToggleCommand(true), newSSLToggleCommand(false), newSSLShowCommand())
 	return cmd
 }
 

@@ -1,11 +1,14 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/reconciler-dev/reconciler/reconciler/controller"
+	"github.com/reconciler-dev/reconciler/specs"
 )
 
 // Fleet is what the API reads and asks of the control loop
@@ -15,11 +18,18 @@ import (
 // (false when the fleet has no such instance), Resync queues one now
 // (false when unknown), and Ready reports whether the fleet was read and
 // planned at least once.
+//
+// RotateKey starts a rotation of the instance's RPC key and returns the
+// new version (errors wrapping controller.ErrNoRPCKey,
+// ErrRotationPending or ErrUnknownInstance are the caller's to fix).
+// Observed returns each instance as its host has it, for diff --server.
 type Fleet interface {
 	Instances() []controller.View
 	Instance(name string) (controller.View, bool)
 	Resync(name string) bool
 	Ready() bool
+	RotateKey(ctx context.Context, name string) (uint32, error)
+	Observed(ctx context.Context) ([]*specs.Instance, error)
 }
 
 var _ Fleet = (*controller.Controller)(nil)
@@ -39,6 +49,8 @@ type Routes struct {
 //	GET  /v1/instances/{name}         viewer: one; encrypted_rpc_messaging for admins only
 //	GET  /mgmt/instances/{name}/ssl   admin: Trove's mgmt-ssl-show
 //	POST /mgmt/instances/{name}/ssl   admin: run the instance's SSL setup again now
+//	POST /mgmt/instances/{name}/keys/rotate  admin: rotate the instance's RPC key
+//	GET  /v1/observed                 viewer: each instance as its host has it (diff --server)
 //	POST /v1/webhooks/git             a signed push webhook
 func NewHandler(f Fleet, t *Tokens, r Routes) http.Handler {
 	mux := http.NewServeMux()
@@ -80,6 +92,32 @@ func NewHandler(f Fleet, t *Tokens, r Routes) http.Handler {
 			return
 		}
 		writeJSON(w, 200, map[string]any{"ssl": sslJSON(v)})
+	})))
+	mux.Handle("POST /mgmt/instances/{name}/keys/rotate", t.Require(Admin, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		v, err := f.RotateKey(req.Context(), req.PathValue("name"))
+		switch {
+		case errors.Is(err, controller.ErrUnknownInstance):
+			writeError(w, http.StatusNotFound, "no instance "+quote(req.PathValue("name"))+" in the fleet")
+		case errors.Is(err, controller.ErrNoRPCKey), errors.Is(err, controller.ErrRotationPending):
+			writeError(w, http.StatusConflict, err.Error())
+		case err != nil:
+			writeError(w, http.StatusInternalServerError, "the rotation failed; the daemon's log says why")
+		default:
+			writeJSON(w, http.StatusAccepted, map[string]any{"rpc": map[string]any{"next_key_version": v,
+				"status": "delivered under the current key; it replaces it when the agent uses it"}})
+		}
+	})))
+	mux.Handle("GET /v1/observed", t.Require(Viewer, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		ins, err := f.Observed(req.Context())
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "cannot read the observed state; the daemon's log says why")
+			return
+		}
+		docs := make([]map[string]any, 0, len(ins))
+		for _, in := range ins {
+			docs = append(docs, map[string]any{"file": in.File, "document": in.Raw})
+		}
+		writeJSON(w, 200, map[string]any{"instances": docs})
 	})))
 	mux.Handle("POST /mgmt/instances/{name}/ssl", t.Require(Admin, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		name := req.PathValue("name")

@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -85,7 +86,8 @@ func newRig(t *testing.T) *rig {
 	}
 	var ctl *controller.Controller
 	server := transport.NewServer(transport.WithTokens(tokens),
-		transport.WithStatusHook(func(ctx context.Context, s agent.Status) { ctl.AgentReported(ctx, s) }))
+		transport.WithStatusHook(func(ctx context.Context, s agent.Status) { ctl.AgentReported(ctx, s) }),
+		transport.WithKeyPromotedHook(func(ctx context.Context, name string, v uint32) { ctl.KeyPromoted(ctx, name, v) }))
 	https := httptest.NewTLSServer(server.Handler())
 	t.Cleanup(https.Close)
 	ctl = controller.New(controller.Config{
@@ -266,4 +268,26 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		}
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// TestRotateKey: a rotation is stored as the next key, delivered under
+// the current one, and recorded as the only key once the agent uses it.
+func TestRotateKey(t *testing.T) {
+	r := newRig(t)
+	r.await("orders-db", "enrolled with its RPC key", func(v controller.View) bool { return v.KeyVersion == 1 && !v.LastSeen.IsZero() })
+	if _, err := r.ctl.RotateKey(t.Context(), "search-db"); !errors.Is(err, controller.ErrNoRPCKey) {
+		t.Errorf("rotating an instance without RPC encryption: %v, want ErrNoRPCKey", err)
+	}
+	v, err := r.ctl.RotateKey(t.Context(), "orders-db")
+	if err != nil || v != 2 {
+		t.Fatalf("RotateKey = %d, %v; want version 2", v, err)
+	}
+	if _, err := r.ctl.RotateKey(t.Context(), "orders-db"); !errors.Is(err, controller.ErrRotationPending) {
+		t.Errorf("a second rotation at once: %v, want ErrRotationPending", err)
+	}
+	waitFor(t, "the rotation recorded in the store", func() bool {
+		rec, _ := r.store.Get(t.Context(), "orders-db")
+		return len(rec.Keys) == 1 && rec.Keys[0].Version == 2 && rec.Keys[0].State == store.KeyCurrent
+	})
+	r.await("orders-db", "sealing under version 2", func(v controller.View) bool { return v.KeyVersion == 2 })
 }
