@@ -267,6 +267,7 @@ with the flags below; edit agent.yaml for anything else.`,
 	f.IntVar(&o.Port, "port", 0, "the datastore's TLS port (default: the datastore's usual port)")
 	f.StringVar(&o.ConfigDir, "config-dir", "", "where the agent writes TLS files and configuration")
 	f.StringVar(&o.DataDir, "data-dir", "", "PostgreSQL's data directory")
+	f.StringVar(&o.TLSDir, "tls-dir", "", "where MongoDB, Cassandra and Manticore keep the key and CA files (default: --config-dir)")
 	f.StringVar(&o.User, "user", "", "the user the datastore runs as, who must read the key")
 	f.StringVar(&o.AdminDSN, "admin-dsn", "", "how the agent connects as an administrator to reload TLS")
 	f.StringSliceVar(&o.RestartCommand, "restart-command", nil, "argv that restarts the datastore, comma separated")
@@ -294,6 +295,12 @@ func mergeDatastore(def, o agent.DatastoreConfig, cmd *cobra.Command) agent.Data
 		if set(f.flag) {
 			*f.dst = *f.src
 		}
+	}
+	if set("config-dir") && !set("tls-dir") {
+		ds.TLSDir = "" // the installer keeps its files beside the configuration
+	}
+	if set("tls-dir") {
+		ds.TLSDir = o.TLSDir
 	}
 	if set("port") {
 		ds.Port = o.Port

@@ -28,6 +28,7 @@ import (
 	"github.com/reconciler-dev/reconciler/sources/dir"
 	"github.com/reconciler-dev/reconciler/sources/git"
 	"github.com/reconciler-dev/reconciler/sources/webhook"
+	"github.com/reconciler-dev/reconciler/specs"
 	"github.com/reconciler-dev/reconciler/vault"
 	"github.com/reconciler-dev/reconciler/vault/hashicorp"
 	"github.com/reconciler-dev/reconciler/vault/local"
@@ -111,7 +112,7 @@ func runDaemon(ctx context.Context, file string, gf gitFlags, log *slog.Logger) 
 		transport.WithKeyPromotedHook(func(ctx context.Context, name string, v uint32) { ctl.KeyPromoted(ctx, name, v) }))
 	ctl = controller.New(controller.Config{
 		Source: src, Revision: revision, Instances: cfg.Fleet.Instances, Policies: cfg.Fleet.Policies,
-		RequirePolicies: cfg.Fleet.RequirePolicies, PolicyOptions: policyOptions(cfg.Fleet),
+		RequirePolicies: cfg.Fleet.RequirePolicies, PolicyOptions: policyOptions(cfg.Fleet), Defaults: defaults(cfg),
 		Providers: providers, Store: st, Agents: agents, Concurrency: cfg.Reconcile.Concurrency,
 		Poll: pollInterval(cfg), Resync: time.Duration(cfg.Reconcile.Resync), Prune: cfg.Reconcile.Prune,
 	}, controller.WithLogger(log), controller.WithRegisterer(reg))
@@ -294,4 +295,12 @@ func policyOptions(f config.Fleet) []policy.Option {
 		return append(opts, policy.WithAllNamespaces())
 	}
 	return append(opts, policy.WithNamespaces(f.Namespaces...))
+}
+
+// defaults are the built-in instance defaults with the configured default
+// key provider for instances that name none.
+func defaults(cfg *config.Config) specs.Defaults {
+	d := specs.DefaultDefaults()
+	d.Provider = cfg.KeyProvider.Default
+	return d
 }

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -288,14 +289,17 @@ func (c *Controller) sync(ctx context.Context, all bool) {
 	}
 	c.revision, c.problems = snap.Revision, p.Problems
 	old := c.plan
+	p.Instances = append(p.Instances, heldUnapplied(old, p)...)
 	c.plan = make(map[string]*plan.Instance, len(p.Instances))
-	var work []string
+	var work, changed []string
 	for i := range p.Instances {
 		pi := &p.Instances[i]
 		c.plan[pi.Name] = pi
 		was := old[pi.Name]
-		if all || pi.Change != plan.None || pi.Held != "" || pi.Denied() || c.pending[pi.Name] != nil ||
-			was == nil || was.Held != "" || was.Denied() {
+		switch {
+		case was == nil || !sameDesired(was, pi):
+			changed = append(changed, pi.Name) // new desired state: retry at once, even if backing off
+		case all || pi.Change != plan.None || pi.Held != "" || pi.Denied() || c.pending[pi.Name] != nil:
 			work = append(work, pi.Name)
 		}
 	}
@@ -309,6 +313,23 @@ func (c *Controller) sync(ctx context.Context, all bool) {
 	for _, name := range work {
 		c.queue.add(name)
 	}
+	for _, name := range changed {
+		c.queue.kick(name)
+	}
+}
+
+// sameDesired reports whether two plans of an instance want the same:
+// the same document, verdict and hold.
+func sameDesired(a, b *plan.Instance) bool {
+	if a.Held != b.Held || a.Denied() != b.Denied() || (a.Desired == nil) != (b.Desired == nil) {
+		return false
+	}
+	if a.Desired == nil {
+		return true
+	}
+	x, _ := json.Marshal(a.Desired.Raw)
+	y, _ := json.Marshal(b.Desired.Raw)
+	return bytes.Equal(x, y)
 }
 
 // observed decodes what the store says was applied.
@@ -390,13 +411,43 @@ func (c *Controller) Ready() bool {
 	return c.revision != ""
 }
 
-// Resync queues an instance now (POST /mgmt/instances/{name}/ssl).
+// Resync runs an instance's SSL setup again now (POST
+// /mgmt/instances/{name}/ssl): the source is read again, and the instance
+// is reconciled at once, even if it was backing off after a failure.
 func (c *Controller) Resync(name string) bool {
 	c.mu.Lock()
 	ok := c.plan[name] != nil
 	c.mu.Unlock()
 	if ok {
-		c.queue.add(name)
+		c.Trigger()
+		c.queue.kick(name)
 	}
 	return ok
+}
+
+// heldUnapplied returns, as held, the instances of the previous plan that
+// were never applied (so the store has no document to plan them from)
+// and whose file now has errors: they are reported, not forgotten.
+func heldUnapplied(old map[string]*plan.Instance, p *plan.Plan) []plan.Instance {
+	inPlan := make(map[string]bool, len(p.Instances))
+	for _, pi := range p.Instances {
+		inPlan[pi.Name] = true
+	}
+	broken := map[string]bool{}
+	for _, pr := range p.Problems {
+		broken[pr.File] = true
+	}
+	var out []plan.Instance
+	for name, was := range old {
+		if inPlan[name] || !broken[was.File] {
+			continue
+		}
+		spec := was.Desired
+		if spec == nil {
+			spec = was.Observed
+		}
+		out = append(out, plan.Instance{Name: name, File: was.File, Datastore: was.Datastore, Change: plan.None,
+			Held: was.File + " has errors", Observed: spec})
+	}
+	return out
 }

@@ -18,7 +18,7 @@ type queue struct {
 	active   map[string]bool
 	again    map[string]bool // added while active
 	failures map[string]int
-	timers   map[string]*time.Timer
+	timers   map[string]*time.Timer // names backing off, until their retry
 	closed   bool
 }
 
@@ -36,9 +36,12 @@ func (q *queue) add(name string) {
 	q.addLocked(name)
 }
 
+// A name backing off after a failure waits for its retry: an agent that
+// keeps reporting the same failure must not make the controller retry at
+// once (and issue a certificate each time). kick skips the wait.
 func (q *queue) addLocked(name string) {
 	switch {
-	case q.closed || q.queued[name]:
+	case q.closed || q.queued[name] || q.timers[name] != nil:
 	case q.active[name]:
 		q.again[name] = true
 	default:
@@ -77,7 +80,12 @@ func (q *queue) done(name string, failed bool) {
 		if t := q.timers[name]; t != nil {
 			t.Stop()
 		}
-		q.timers[name] = time.AfterFunc(wait, func() { q.add(name) })
+		q.timers[name] = time.AfterFunc(wait, func() {
+			q.mu.Lock()
+			defer q.mu.Unlock()
+			delete(q.timers, name)
+			q.addLocked(name)
+		})
 	} else {
 		delete(q.failures, name)
 	}
@@ -85,6 +93,18 @@ func (q *queue) done(name string, failed bool) {
 		delete(q.again, name)
 		q.addLocked(name)
 	}
+}
+
+// kick queues name now, even if it is backing off: its desired state
+// changed, so the reason it failed may be gone.
+func (q *queue) kick(name string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if t := q.timers[name]; t != nil {
+		t.Stop()
+		delete(q.timers, name)
+	}
+	q.addLocked(name)
 }
 
 // failuresOf returns how many times in a row name failed.

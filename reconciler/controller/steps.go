@@ -103,6 +103,9 @@ func (c *Controller) needsPublish(pi *plan.Instance, rec *store.Record) string {
 			return "plan: " + string(a)
 		}
 	}
+	if rec.Generation == 0 {
+		return "first desired state: the agent confirms it (and takes out any TLS configuration left from before, for SSL off)"
+	}
 	if !d.SSLEnabled() {
 		return ""
 	}
