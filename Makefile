@@ -62,6 +62,7 @@ fuzz: ## Run every fuzz target of every package for FUZZTIME each (default 30s)
 .PHONY: bench
 bench: vault ## Go benchmarks, then diff on a 10,000-instance fleet against conftest and a bare loop
 	$(GO) test -run '^$$' -bench . -benchmem ./specs ./policy ./reconciler/... ./vault/... ./agent/rpc ./agent/transport
+	$(GO) test -run '^$$' -bench CommitToVerified -benchtime 20x ./cmd/reconciler
 	bash bench/run.sh
 
 .PHONY: clean

@@ -31,12 +31,12 @@ import (
 
 // fleetRepo is the fleet's git repository, committed to as a merge would.
 type fleetRepo struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	repo *gogit.Repository
 }
 
-func newFleetRepo(t *testing.T) *fleetRepo {
+func newFleetRepo(t testing.TB) *fleetRepo {
 	t.Helper()
 	dir := t.TempDir()
 	repo, err := gogit.PlainInit(dir, false)

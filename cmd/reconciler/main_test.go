@@ -22,7 +22,7 @@ const fleet = "../../examples/fleet"
 
 // reconcile runs the command line in process and returns its exit status
 // and outputs.
-func reconcile(t *testing.T, args ...string) (int, string, string) {
+func reconcile(t testing.TB, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), args, &stdout, &stderr)
