@@ -209,7 +209,7 @@ tokens:
 	}
 	awaitPhase := func(name, want string, verified bool) {
 		t.Helper()
-		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 			if p, v := phase(name); p == want && v == verified {
 				return
 			}

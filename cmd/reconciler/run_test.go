@@ -106,27 +106,8 @@ func TestRunServesTheFleetAndDrivesAnAgent(t *testing.T) {
 	}
 
 	// A host: bootstrap against the daemon, then the agent.
-	host := t.TempDir()
-	confDir := filepath.Join(host, "manticore")
-	os.Mkdir(confDir, 0o755)
-	conf, _ := os.ReadFile("../../agent/installers/manticore/testdata/manticore.conf")
-	os.WriteFile(filepath.Join(confDir, "manticore.conf"), conf, 0o644)
-	if code, _, stderr := reconcile(t, "agent", "bootstrap", "search-db", "--datastore", "manticore",
-		"--url", "https://"+d.agents, "--ca", filepath.Join(d.dir, "reconciler-ca.pem"),
-		"--token-dir", filepath.Join(d.dir, "enrollment-tokens"), "--out", host+"/etc", "--host-dir", host+"/etc",
-		"--state-dir", host+"/state", "--config-dir", confDir, "--host", "127.0.0.1", "--user", ""); code != 0 {
-		t.Fatalf("bootstrap: %d %s", code, stderr)
-	}
-	f, _ := os.OpenFile(host+"/etc/agent.yaml", os.O_APPEND|os.O_WRONLY, 0)
-	f.WriteString("heartbeat: 1s\n")
-	f.Close()
-	ctx, stopAgent := context.WithCancel(context.Background())
-	agentExited := make(chan int, 1)
-	agentLogs := &syncBuffer{b: &bytes.Buffer{}}
-	go func() {
-		agentExited <- run(ctx, []string{"agent", "--config", host + "/etc/agent.yaml"}, io.Discard, agentLogs)
-	}()
-	defer func() { stopAgent(); <-agentExited }()
+	a := startAgent(t, d)
+	confDir := a.confDir
 
 	var view map[string]any
 	waitFor(t, "search-db to report RestartRequired", func() bool {
@@ -172,7 +153,7 @@ func TestRunServesTheFleetAndDrivesAnAgent(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
-	all := d.logs.String() + agentLogs.String() + metrics + body
+	all := d.logs.String() + a.logs.String() + metrics + body
 	if strings.Contains(all, "CANARY") {
 		t.Error("a token or the KEK reached a log, the metrics or an API answer")
 	}
@@ -201,7 +182,7 @@ func (s *syncBuffer) String() string {
 
 func waitFor(t testing.TB, what string, ok func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if ok() {
 			return
 		}
