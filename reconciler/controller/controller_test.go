@@ -62,7 +62,7 @@ type rig struct {
 	caFile string
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T, tune ...func(*controller.Config)) *rig {
 	t.Helper()
 	r := &rig{t: t, fleet: t.TempDir(), reg: prometheus.NewRegistry()}
 	r.write("instances/orders.yaml", strings.Replace(pgInstance, "%s", "disabled", 1))
@@ -90,11 +90,15 @@ func newRig(t *testing.T) *rig {
 		transport.WithKeyPromotedHook(func(ctx context.Context, name string, v uint32) { ctl.KeyPromoted(ctx, name, v) }))
 	https := httptest.NewTLSServer(server.Handler())
 	t.Cleanup(https.Close)
-	ctl = controller.New(controller.Config{
+	ccfg := controller.Config{
 		Source: src, Instances: "instances", Policies: "policies",
 		Providers: controller.Providers{Issuers: vault.Registry{"local": r.ca.Provider}, Default: "local", Keys: r.ca.Provider},
 		Store:     st, Agents: server, Poll: time.Hour, Resync: time.Hour,
-	}, controller.WithRegisterer(r.reg))
+	}
+	for _, f := range tune {
+		f(&ccfg)
+	}
+	ctl = controller.New(ccfg, controller.WithRegisterer(r.reg))
 	r.ctl = ctl
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -290,4 +294,70 @@ func TestRotateKey(t *testing.T) {
 		return len(rec.Keys) == 1 && rec.Keys[0].Version == 2 && rec.Keys[0].State == store.KeyCurrent
 	})
 	r.await("orders-db", "sealing under version 2", func(v controller.View) bool { return v.KeyVersion == 2 })
+}
+
+// TestDeletedFileLeavesTheInstanceUnmanaged: without prune, an instance
+// whose file is deleted is left as it is and reported.
+func TestDeletedFileLeavesTheInstanceUnmanaged(t *testing.T) {
+	r := newRig(t)
+	r.write("instances/orders.yaml", strings.Replace(pgInstance, "%s", "enabled", 1))
+	v := r.await("orders-db", "Active with SSL verified", func(v controller.View) bool { return v.Phase == agent.Active && v.Verified })
+	if err := os.Remove(filepath.Join(r.fleet, "instances/orders.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	r.await("orders-db", "unmanaged", func(v controller.View) bool { return v.Unmanaged && strings.Contains(v.Message, "file was deleted") })
+	if ssl, err := pgSSL(t, r.pg.TCPDSN+" sslmode=verify-full sslrootcert="+r.caFile); err != nil || !ssl {
+		t.Errorf("the released instance's TLS was touched: ssl=%v, %v", ssl, err)
+	}
+	rec, _ := r.store.Get(t.Context(), "orders-db")
+	if rec.Certificate == nil || rec.Certificate.State != store.CertInstalled || rec.Certificate.Serial != v.Serial {
+		t.Errorf("the released instance's certificate record changed: %+v", rec.Certificate)
+	}
+}
+
+// TestPruneRemovesSSLThenForgets: with prune, a deleted instance has SSL
+// taken off by its agent, its certificate revoked, and is forgotten.
+func TestPruneRemovesSSLThenForgets(t *testing.T) {
+	r := newRig(t, func(c *controller.Config) { c.Prune = true })
+	r.write("instances/orders.yaml", strings.Replace(pgInstance, "%s", "enabled", 1))
+	r.await("orders-db", "Active with SSL verified", func(v controller.View) bool { return v.Phase == agent.Active && v.Verified })
+	os.Remove(filepath.Join(r.fleet, "instances/orders.yaml"))
+	r.ctl.Trigger()
+	waitFor(t, "the instance forgotten", func() bool {
+		_, err := r.store.Get(t.Context(), "orders-db")
+		return errors.Is(err, store.ErrNotFound)
+	})
+	if _, err := pgSSL(t, r.pg.TCPDSN+" sslmode=require"); err == nil {
+		t.Error("the pruned instance still serves TLS")
+	}
+	r.ctl.Trigger()
+	waitFor(t, "the instance gone from the views", func() bool { _, ok := r.ctl.Instance("orders-db"); return !ok })
+}
+
+// TestDeniedInstanceIsNeverTouched: a policy denial keeps the instance
+// at its last applied state: nothing issued, nothing published.
+func TestDeniedInstanceIsNeverTouched(t *testing.T) {
+	r := newRig(t)
+	r.await("orders-db", "enrolled", func(v controller.View) bool { return v.Phase == agent.Active })
+	r.write("policies/ssl.rego", `package main
+
+deny contains msg if {
+	input.metadata.name == "orders-db"
+	input.spec.ssl == "enabled"
+	msg := "orders-db must wait for the change freeze"
+}
+`)
+	r.write("instances/orders.yaml", strings.Replace(pgInstance, "%s", "enabled", 1))
+	v := r.await("orders-db", "Denied", func(v controller.View) bool { return v.Phase == agent.Denied })
+	if !strings.Contains(v.Message, "change freeze") {
+		t.Errorf("denied message %q does not carry the policy's", v.Message)
+	}
+	time.Sleep(300 * time.Millisecond)
+	rec, _ := r.store.Get(t.Context(), "orders-db")
+	if rec.Certificate != nil || rec.Generation != 1 {
+		t.Errorf("a denied instance was touched: certificate %+v, generation %d", rec.Certificate, rec.Generation)
+	}
+	if _, err := pgSSL(t, r.pg.TCPDSN+" sslmode=require"); err == nil {
+		t.Error("a denied instance serves TLS")
+	}
 }
