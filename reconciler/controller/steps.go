@@ -239,6 +239,10 @@ func (c *Controller) confirm(ctx context.Context, name string, rec *store.Record
 	}
 	c.forget(name)
 	c.metrics.latency.Observe(c.now().Sub(p.seenAt).Seconds())
+	// The plan this turn started from was made against the state before
+	// the confirmation; if the desired state moved on while the generation
+	// was in flight, plan again rather than act on it.
+	c.Trigger()
 	return true, nil
 }
 
