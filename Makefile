@@ -24,6 +24,10 @@ help: ## List the targets
 build: ## Build bin/reconciler
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/reconciler
 
+.PHONY: demo
+demo: build ## Run the quickstart in .demo/: a git fleet, the reconciler, agents, SSL on by merge
+	bash examples/demo/demo.sh
+
 .PHONY: vault
 vault: $(VAULT_BIN) ## Build the Vault server the tests run (once; cached outside the repository)
 
