@@ -148,8 +148,9 @@ func (r *rig) await(name, what string, ok func(controller.View) bool) controller
 	r.ctl.Trigger()
 	var v controller.View
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		v, _ = r.ctl.Instance(name)
-		if ok(v) {
+		var found bool
+		v, found = r.ctl.Instance(name)
+		if found && ok(v) {
 			return v
 		}
 	}
