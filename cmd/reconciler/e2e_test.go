@@ -161,7 +161,15 @@ tokens:
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(pem)
 	d.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
-	waitFor(t, "the daemon to be ready", func() bool { code, _ := d.get(t, "/readyz", ""); return code == 200 })
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, body := d.get(t, "/readyz", "")
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon is not ready: %d %s; its logs:\n%s", code, body, daemonLogs)
+		}
+	}
 
 	// The agents, bootstrapped against the daemon.
 	var agentLogs []*syncBuffer

@@ -211,17 +211,28 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer poll.Stop()
 	resync := time.NewTicker(c.cfg.Resync)
 	defer resync.Stop()
+	failures := 0
 	for {
+		var ok bool
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-poll.C:
-			c.sync(ctx, false)
-			poll.Reset(c.cfg.Poll + time.Duration(rand.Int64N(int64(c.cfg.Poll/10)+1)))
+			ok = c.sync(ctx, false)
 		case <-c.trigger:
-			c.sync(ctx, false)
+			ok = c.sync(ctx, false)
 		case <-resync.C:
-			c.sync(ctx, true)
+			ok = c.sync(ctx, true)
+		}
+		// A failed read is tried again soon, with backoff, rather than a
+		// whole poll interval later (a first read that fails would
+		// otherwise leave the daemon unready that long).
+		if ok {
+			failures = 0
+			poll.Reset(c.cfg.Poll + time.Duration(rand.Int64N(int64(c.cfg.Poll/10)+1)))
+		} else {
+			failures++
+			poll.Reset(min(backoff(failures), c.cfg.Poll))
 		}
 	}
 }
@@ -248,7 +259,7 @@ func (c *Controller) restore(ctx context.Context) error {
 
 // sync reads the source, plans, and queues what needs work: instances
 // that change, wait for their agent, or (on a resync) everything.
-func (c *Controller) sync(ctx context.Context, all bool) {
+func (c *Controller) sync(ctx context.Context, all bool) bool {
 	start := c.now()
 	var err error
 	if f, ok := c.cfg.Source.(sources.Fetcher); ok {
@@ -264,12 +275,12 @@ func (c *Controller) sync(ctx context.Context, all bool) {
 			c.metrics.fetchErrors.Inc()
 			c.log.ErrorContext(ctx, "cannot read the fleet source; keeping the last plan", "error", err)
 		}
-		return
+		return false
 	}
 	observed, err := c.observed(ctx)
 	if err != nil {
 		c.log.ErrorContext(ctx, "cannot read the state store", "error", err)
-		return
+		return false
 	}
 	p, err := reconciler.Diff(ctx, reconciler.DiffInput{
 		Desired: snap, Observed: observed, Instances: c.cfg.Instances, Policies: c.cfg.Policies,
@@ -278,7 +289,7 @@ func (c *Controller) sync(ctx context.Context, all bool) {
 	})
 	if err != nil {
 		c.log.ErrorContext(ctx, "cannot plan the fleet", "revision", snap.Revision, "error", err)
-		return
+		return false
 	}
 	for _, pr := range p.Problems {
 		c.log.WarnContext(ctx, "fleet problem", "problem", pr.String())
@@ -316,6 +327,7 @@ func (c *Controller) sync(ctx context.Context, all bool) {
 	for _, name := range changed {
 		c.queue.kick(name)
 	}
+	return true
 }
 
 // sameDesired reports whether two plans of an instance want the same:
