@@ -324,21 +324,23 @@ func (i *Installer) reapply(ctx context.Context, prev live) error {
 }
 
 // server is the flavour and version: the Datastore's, or the server's own
-// VERSION().
+// VERSION() when the Datastore gives none or no patch level ("8.0"), since
+// what a server supports changes within a minor series (TLS 1.3 from MySQL
+// 8.0.16, ALTER INSTANCE RELOAD TLS from 8.0.16). Without an AdminDSN a
+// version without a patch level is taken as its .0 release.
 func (i *Installer) server(ctx context.Context) (Server, error) {
 	flavour := i.ds.Type
 	if flavour != MySQL && flavour != MariaDB {
 		return Server{}, fmt.Errorf("datastore type %q: want %s or %s", flavour, MySQL, MariaDB)
 	}
 	v := i.ds.Version
-	if v == "" {
-		db, err := i.db()
-		if err != nil {
+	if v == "" || (strings.Count(v, ".") < 2 && i.ds.AdminDSN != "") {
+		exact, err := i.serverVersion(ctx)
+		switch {
+		case err == nil:
+			v = exact
+		case v == "":
 			return Server{}, err
-		}
-		defer db.Close()
-		if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&v); err != nil {
-			return Server{}, fmt.Errorf("read server version: %w", err)
 		}
 	}
 	ver, err := ParseVersion(v)
@@ -346,6 +348,19 @@ func (i *Installer) server(ctx context.Context) (Server, error) {
 		return Server{}, err
 	}
 	return Server{Flavour: flavour, Version: ver}, nil
+}
+
+func (i *Installer) serverVersion(ctx context.Context) (string, error) {
+	db, err := i.db()
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	var v string
+	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&v); err != nil {
+		return "", fmt.Errorf("read server version: %w", err)
+	}
+	return v, nil
 }
 
 func (i *Installer) db() (*sql.DB, error) {
