@@ -55,10 +55,12 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Keep a fleet of databases encrypted, by pull request",
 		Long: `reconciler reads the desired state of database instances (MySQL, MariaDB,
 PostgreSQL, MongoDB, Cassandra, Manticore) from YAML files in a git
-repository, checks them against Rego policies, and plans what it takes to
-make every instance serve TLS.
+repository, checks them against Rego policies, plans what it takes to make
+every instance serve TLS, and (as 'reconciler run') drives a guest agent on
+each host until the datastore really does.
 
-Start with 'reconciler diff' in a fleet repository.`,
+Start with 'make demo', or 'reconciler diff' in a fleet repository.
+'reconciler run' is the daemon, 'reconciler agent' the guest agent.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
