@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -520,16 +519,4 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 	s.log.InfoContext(ctx, "agent enrolled", "instance", name, "key_version", version)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Write(delivery)
-}
-
-// Instances returns the registered instances' names, sorted.
-func (s *Server) Instances() []string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	names := make([]string, 0, len(s.instances))
-	for n := range s.instances {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
 }

@@ -238,20 +238,7 @@ tokens:
 	head := fleet.commit("ssl: enable on orders-db and billing-db", map[string]string{
 		"instances/orders.yaml": files["instances/orders.yaml"], "instances/billing.yaml": files["instances/billing.yaml"],
 		"instances/catalog.yaml": broken})
-	push := fmt.Sprintf(`{"ref":"refs/heads/master","before":"%s","after":"%s","repository":{"full_name":"platform/fleet","clone_url":"file://%s"},"commits":[]}`,
-		strings.Repeat("0", 40), head, fleet.dir)
-	req, _ := http.NewRequest("POST", "https://"+api+"/v1/webhooks/git", strings.NewReader(push))
-	mac := hmac.New(sha256.New, []byte(webhookSecret))
-	mac.Write([]byte(push))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("X-GitHub-Delivery", "delivery-1")
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	resp, err := d.client.Do(req)
-	if err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("webhook: %v %v", resp, err)
-	}
-	resp.Body.Close()
+	postPush(t, d.client, api, webhookSecret, "delivery-1", head)
 
 	awaitPhase("orders-db", "Active", true)
 	var pgSSL bool
@@ -291,7 +278,6 @@ tokens:
 	json.Unmarshal([]byte(body), &show)
 	fleet.commit("ssl: disable on orders-db", map[string]string{"instances/orders.yaml": e2eInstance("orders-db", "postgresql", "15", "disabled")})
 	d.do(t, "POST", "/mgmt/instances/orders-db/ssl", admin)
-	time.Sleep(10 * time.Millisecond)
 	waitFor(t, "orders-db's certificate revoked in Vault", func() bool {
 		d.do(t, "POST", "/mgmt/instances/orders-db/ssl", admin)
 		sec, err := vs.Client().Logical().ReadWithContext(ctx, "pki/cert/"+show.SSL.Serial)
@@ -361,4 +347,24 @@ func mariaCipher(t *testing.T, s *datastoretest.Server, ca []byte) string {
 		t.Fatalf("MariaDB TLS client: %v", err)
 	}
 	return v
+}
+
+// postPush announces head on master as GitHub does: a push webhook
+// signed with secret.
+func postPush(t testing.TB, client *http.Client, api, secret, delivery, head string) {
+	t.Helper()
+	body := fmt.Sprintf(`{"ref":"refs/heads/master","before":"%s","after":"%s","repository":{"full_name":"platform/fleet"},"commits":[]}`,
+		strings.Repeat("0", 40), head)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(body))
+	req, _ := http.NewRequest("POST", "https://"+api+"/v1/webhooks/git", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", delivery)
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := client.Do(req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("webhook: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }

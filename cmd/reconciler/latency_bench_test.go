@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -15,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -113,20 +109,7 @@ tokens:
 		start := time.Now()
 		head := fleet.commit("ssl: "+state, map[string]string{"instances/orders.yaml": e2eInstance("orders-db", "postgresql", "15", state)})
 		delivery++
-		body := fmt.Sprintf(`{"ref":"refs/heads/master","before":"%s","after":"%s","repository":{"full_name":"platform/fleet"},"commits":[]}`,
-			strings.Repeat("0", 40), head)
-		mac := hmac.New(sha256.New, []byte(secret))
-		mac.Write([]byte(body))
-		req, _ := http.NewRequest("POST", "https://"+api+"/v1/webhooks/git", bytes.NewReader([]byte(body)))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-GitHub-Event", "push")
-		req.Header.Set("X-GitHub-Delivery", fmt.Sprint("bench-", delivery))
-		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-		resp, err := client.Do(req)
-		if err != nil || resp.StatusCode != http.StatusAccepted {
-			b.Fatalf("webhook: %v %v", resp, err)
-		}
-		resp.Body.Close()
+		postPush(b, client, api, secret, fmt.Sprint("bench-", delivery), head)
 		await(ssl)
 		took = append(took, time.Since(start))
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -127,7 +128,7 @@ func runDaemon(ctx context.Context, file string, gf gitFlags, log *slog.Logger) 
 		if err != nil {
 			return fmt.Errorf("read source.git.webhookSecretFile: %w", err)
 		}
-		v, err := webhook.New(trimSpace(secret), webhook.WithLogger(log), webhook.WithRegisterer(reg))
+		v, err := webhook.New(bytes.TrimSpace(secret), webhook.WithLogger(log), webhook.WithRegisterer(reg))
 		if err != nil {
 			return fmt.Errorf("configure webhooks: %w", err)
 		}
@@ -162,13 +163,6 @@ func runDaemon(ctx context.Context, file string, gf gitFlags, log *slog.Logger) 
 		})
 	}
 	return g.Wait()
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 func pollInterval(cfg *config.Config) time.Duration {
@@ -217,7 +211,7 @@ func openProviders(ctx context.Context, cfg *config.Config, log *slog.Logger, re
 			if err != nil {
 				return p, closeAll, fmt.Errorf("keyProvider.vault.tokenFile: %w", err)
 			}
-			hc.Token = vault.Secret(trimSpace(tok))
+			hc.Token = vault.Secret(bytes.TrimSpace(tok))
 		}
 		c, err := hashicorp.New(ctx, hc, hashicorp.WithLogger(log), hashicorp.WithRegisterer(reg))
 		if err != nil {

@@ -317,6 +317,7 @@ func (c *Controller) sync(ctx context.Context, all bool) bool {
 	for name := range c.views {
 		if c.plan[name] == nil {
 			delete(c.views, name) // no file and no record: its series go too
+			delete(c.reports, name)
 		}
 	}
 	c.mu.Unlock()

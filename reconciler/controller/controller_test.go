@@ -314,6 +314,8 @@ func TestDeletedFileLeavesTheInstanceUnmanaged(t *testing.T) {
 	if rec.Certificate == nil || rec.Certificate.State != store.CertInstalled || rec.Certificate.Serial != v.Serial {
 		t.Errorf("the released instance's certificate record changed: %+v", rec.Certificate)
 	}
+	r.write("instances/orders.yaml", strings.Replace(pgInstance, "%s", "enabled", 1))
+	r.await("orders-db", "managed again once its file is back", func(v controller.View) bool { return !v.Unmanaged && v.Verified })
 }
 
 // TestPruneRemovesSSLThenForgets: with prune, a deleted instance has SSL

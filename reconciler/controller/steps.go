@@ -47,10 +47,11 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 		return nil
 	case pi.Change == plan.Delete && !c.cfg.Prune:
 		c.setPhase(name, "", "its file was deleted: left as it is and no longer managed (set reconcile.prune to remove SSL)")
-		c.setUnmanaged(name)
+		c.setUnmanaged(name, true)
 		return nil
 	}
-	d := pi.Desired // nil for a prune
+	c.setUnmanaged(name, false) // its file may be back
+	d := pi.Desired             // nil for a prune
 
 	// register: the agent endpoint knows the instance and its keys.
 	if err := c.register(ctx, rec, d == nil || !d.RPCEncrypted()); err != nil {
@@ -409,11 +410,11 @@ func (c *Controller) setPhase(name string, phase agent.Phase, msg string) {
 	c.views[name] = v
 }
 
-func (c *Controller) setUnmanaged(name string) {
+func (c *Controller) setUnmanaged(name string, unmanaged bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	v := c.views[name]
-	v.Unmanaged = true
+	v.Unmanaged = unmanaged
 	c.views[name] = v
 }
 
