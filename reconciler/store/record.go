@@ -27,8 +27,12 @@ type Record struct {
 	// from.
 	AppliedSpec []byte
 	// Generation is the desired-state generation last published to the
-	// agent.
+	// agent (or reserved for it: see InFlight).
 	Generation uint64
+	// InFlight is the generation published and not yet confirmed by the
+	// agent, nil when there is none: what a restarted reconciler, or the
+	// replica that takes over, needs to confirm it without issuing again.
+	InFlight *InFlight
 	// Keys are the instance's wrapped RPC keys, sorted by version: at most
 	// one KeyCurrent and one KeyNext.
 	Keys []WrappedKey
@@ -152,6 +156,21 @@ type Watermarks struct {
 	Sent, Received uint64
 }
 
+// InFlight is a generation on its way to the agent.
+//
+// The JSON names are the stores' column format: renaming one is a
+// migration.
+type InFlight struct {
+	Generation uint64 `json:"generation"`
+	// Revision is the commit it applies; Spec the instance document as the
+	// daemon encoded it (nil for a prune).
+	Revision string `json:"revision,omitempty"`
+	Spec     []byte `json:"spec,omitempty"`
+	// SSL says whether it carries a certificate (Record.Certificate).
+	SSL         bool      `json:"ssl,omitempty"`
+	PublishedAt time.Time `json:"publishedAt,omitzero"`
+}
+
 // Applied is one applied revision.
 type Applied struct {
 	Revision   string
@@ -176,6 +195,11 @@ func (r *Record) Clone() *Record {
 	if r.Certificate != nil {
 		cert := *r.Certificate
 		c.Certificate = &cert
+	}
+	if r.InFlight != nil {
+		f := *r.InFlight
+		f.Spec = bytes.Clone(f.Spec)
+		c.InFlight = &f
 	}
 	c.History = slices.Clone(r.History)
 	c.AppliedSpec = bytes.Clone(r.AppliedSpec)
@@ -244,7 +268,8 @@ func (r *Record) LogValue() slog.Value {
 // records the same way. It refuses (wrapping ErrInvalid) a record whose
 // Name is not name, a key of an unknown state, version 0 or no wrapped
 // bytes, two keys of one state or one version, and a certificate with no
-// serial or an unknown state. It then sorts Keys by version, trims History
+// serial or an unknown state, and a generation in flight that is 0 or
+// above Generation. It then sorts Keys by version, trims History
 // to MaxHistory, turns empty slices into nil, keeps times in UTC to the
 // microsecond (what every database stores alike) and sets UpdatedAt to
 // now.
@@ -280,6 +305,16 @@ func Prepare(r *Record, name string, now time.Time) error {
 			return fmt.Errorf("check record %q: certificate %s has unknown state %q: %w", name, c.Serial, c.State, ErrInvalid)
 		}
 		c.NotBefore, c.NotAfter = storedTime(c.NotBefore), storedTime(c.NotAfter)
+	}
+
+	if f := r.InFlight; f != nil {
+		if f.Generation == 0 || f.Generation > r.Generation {
+			return fmt.Errorf("check record %q: generation %d in flight, %d published: %w", name, f.Generation, r.Generation, ErrInvalid)
+		}
+		if len(f.Spec) == 0 {
+			f.Spec = nil
+		}
+		f.PublishedAt = storedTime(f.PublishedAt)
 	}
 
 	slices.SortFunc(r.Keys, func(a, b WrappedKey) int { return cmp.Compare(a.Version, b.Version) })

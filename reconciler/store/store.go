@@ -42,3 +42,8 @@ var ErrInvalid = errors.New("invalid state record")
 // version is above the newest this build knows, and it is refused rather
 // than misread. Upgrade the reconciler, or restore a backup.
 var ErrNewerSchema = errors.New("state store schema is newer than this reconciler")
+
+// ErrFenced marks a write refused because this process no longer holds
+// the leadership it was made under: another replica took over, and only
+// its writes count. The process stops reconciling and campaigns again.
+var ErrFenced = errors.New("state store write fenced: this replica is no longer the leader")

@@ -28,7 +28,7 @@ type read struct {
 
 var (
 	readInstances = read{"instances", "name", `SELECT name, applied_revision, applied_at, applied_spec, generation, previous_serial,
-       status, sent, received, updated_at
+       status, sent, received, updated_at, in_flight
 FROM instances%s ORDER BY name`}
 	readKeys = read{"rpc_keys", "instance", `SELECT instance, version, wrapped, master_version, state
 FROM rpc_keys%s ORDER BY instance, version`}
@@ -48,12 +48,19 @@ func load(ctx context.Context, q querier, name string) ([]store.Record, error) {
 		var (
 			r                          store.Record
 			appliedAt, updatedAt       sql.NullString
+			inFlight                   sql.NullString
 			status                     string
 			generation, sent, received int64
 		)
 		if err := rows.Scan(&r.Name, &r.AppliedRevision, &appliedAt, &r.AppliedSpec, &generation, &r.PreviousSerial,
-			&status, &sent, &received, &updatedAt); err != nil {
+			&status, &sent, &received, &updatedAt, &inFlight); err != nil {
 			return err
+		}
+		if inFlight.Valid {
+			r.InFlight = new(store.InFlight)
+			if err := json.Unmarshal([]byte(inFlight.String), r.InFlight); err != nil {
+				return fmt.Errorf("decode generation in flight of %q: %w", r.Name, err)
+			}
 		}
 		r.Generation, r.Watermarks.Sent, r.Watermarks.Received = uint64(generation), uint64(sent), uint64(received)
 		if err := json.Unmarshal([]byte(status), &r.Status); err != nil {
@@ -176,10 +183,18 @@ func save(ctx context.Context, tx *sql.Tx, r *store.Record) error {
 	if err != nil {
 		return fmt.Errorf("encode status: %w", err)
 	}
+	var inFlight any // NULL when there is none
+	if r.InFlight != nil {
+		data, err := json.Marshal(r.InFlight)
+		if err != nil {
+			return fmt.Errorf("encode generation in flight: %w", err)
+		}
+		inFlight = string(data)
+	}
 	// uint64 goes into SQLite's signed INTEGER bit for bit.
 	if _, err := tx.ExecContext(ctx, `INSERT INTO instances
-    (name, applied_revision, applied_at, applied_spec, generation, previous_serial, status, sent, received, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    (name, applied_revision, applied_at, applied_spec, generation, previous_serial, status, sent, received, updated_at, in_flight)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (name) DO UPDATE SET
     applied_revision = excluded.applied_revision,
     applied_at = excluded.applied_at,
@@ -189,9 +204,10 @@ ON CONFLICT (name) DO UPDATE SET
     status = excluded.status,
     sent = excluded.sent,
     received = excluded.received,
-    updated_at = excluded.updated_at`,
+    updated_at = excluded.updated_at,
+    in_flight = excluded.in_flight`,
 		r.Name, r.AppliedRevision, timeText(r.AppliedAt), nonNil(r.AppliedSpec), int64(r.Generation), r.PreviousSerial,
-		string(status), int64(r.Watermarks.Sent), int64(r.Watermarks.Received), timeText(r.UpdatedAt)); err != nil {
+		string(status), int64(r.Watermarks.Sent), int64(r.Watermarks.Received), timeText(r.UpdatedAt), inFlight); err != nil {
 		return fmt.Errorf("write instance: %w", err)
 	}
 

@@ -74,6 +74,8 @@ func full(name string) *store.Record {
 		AppliedAt:       at,
 		AppliedSpec:     []byte(`{"Metadata":{"Name":"` + name + `"},"Spec":{"SSL":"enabled"}}`),
 		Generation:      1<<63 + 7,
+		InFlight: &store.InFlight{Generation: 1<<63 + 7, Revision: "9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b",
+			Spec: []byte(`{"Metadata":{"Name":"` + name + `"},"Spec":{"SSL":"disabled"}}`), SSL: true, PublishedAt: at.Add(2 * time.Minute)},
 		Keys: []store.WrappedKey{
 			{Version: 4, Wrapped: []byte("vault:v2:wrapped-4"), MasterVersion: 2, State: store.KeyCurrent},
 			{Version: 5, Wrapped: []byte("vault:v3:wrapped-5"), MasterVersion: 3, State: store.KeyNext},
@@ -255,6 +257,8 @@ func testInvalid(t *testing.T, s store.Store) {
 		{"unknown key state", func(r *store.Record) { r.Keys = []store.WrappedKey{key(1, "previous")} }},
 		{"certificate without serial", func(r *store.Record) { r.Certificate.Serial = "" }},
 		{"unknown certificate state", func(r *store.Record) { r.Certificate.State = "expired" }},
+		{"generation 0 in flight", func(r *store.Record) { r.InFlight.Generation = 0 }},
+		{"in flight beyond the published generation", func(r *store.Record) { r.InFlight.Generation = r.Generation + 1 }},
 	}
 	want := update(t, s, name, set(full(name)))
 	for _, c := range cases {
