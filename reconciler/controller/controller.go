@@ -104,6 +104,11 @@ type pending struct {
 	ssl         bool
 	publishedAt time.Time
 	seenAt      time.Time // when the revision was first read
+	// restoredAt is set for a generation that an earlier process (or
+	// another replica) published with a certificate: its private key died
+	// with that process, so if the agent shows it never got it, a new
+	// generation is issued.
+	restoredAt time.Time
 }
 
 // View is an instance as the API shows it.
@@ -252,9 +257,42 @@ func (c *Controller) restore(ctx context.Context) error {
 		}
 		if err := c.register(ctx, &recs[i], rpcOff); err != nil {
 			c.log.ErrorContext(ctx, "cannot serve the agent of a stored instance", "instance", recs[i].Name, "error", err)
+			continue
 		}
+		c.restoreInFlight(ctx, &recs[i])
 	}
 	return nil
+}
+
+// restoreInFlight takes up the generation a previous process published
+// and did not see confirmed, so that it is confirmed rather than issued
+// again. One without a certificate is published again as it was (it holds
+// no secret); one with a certificate is waited for, since its private key
+// is gone: confirm issues anew if the agent shows it never got it.
+func (c *Controller) restoreInFlight(ctx context.Context, rec *store.Record) {
+	f := rec.InFlight
+	if f == nil || f.Generation != rec.Generation {
+		return
+	}
+	var spec *specs.Instance
+	if len(f.Spec) > 0 {
+		spec = new(specs.Instance)
+		if err := json.Unmarshal(f.Spec, spec); err != nil {
+			c.log.ErrorContext(ctx, "stored generation in flight is damaged; planning the instance afresh", "instance", rec.Name, "error", err)
+			return
+		}
+	}
+	p := &pending{generation: f.Generation, revision: f.Revision, spec: spec, ssl: f.SSL, publishedAt: f.PublishedAt, seenAt: f.PublishedAt}
+	if f.SSL {
+		p.restoredAt = c.now()
+	} else if err := c.cfg.Agents.Publish(rec.Name, agent.Desired{Generation: f.Generation}); err != nil {
+		c.log.ErrorContext(ctx, "cannot publish the stored generation in flight again", "instance", rec.Name, "error", err)
+		return
+	}
+	c.mu.Lock()
+	c.pending[rec.Name] = p
+	c.mu.Unlock()
+	c.log.InfoContext(ctx, "took up a generation in flight", "instance", rec.Name, "generation", f.Generation, "ssl", f.SSL)
 }
 
 // sync reads the source, plans, and queues what needs work: instances

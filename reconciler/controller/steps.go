@@ -216,6 +216,14 @@ func (c *Controller) confirm(ctx context.Context, name string, rec *store.Record
 	}
 	obs, _ := c.cfg.Agents.Observed(name)
 	st := obs.Status
+	if st.Generation < p.generation && !p.restoredAt.IsZero() && obs.LastSeen.After(p.restoredAt) {
+		// Published by a process that is gone, with a private key that went
+		// with it, and the agent reports it never applied it: publish anew.
+		c.log.InfoContext(ctx, "the agent never got the generation in flight; publishing a new one",
+			"instance", name, "generation", p.generation, "agent_generation", st.Generation)
+		c.forget(name)
+		return false, nil
+	}
 	if st.Generation < p.generation {
 		c.setPhase(name, agent.Applying, fmt.Sprintf("waiting for the agent to apply generation %d", p.generation))
 		return true, nil
@@ -299,6 +307,7 @@ func (c *Controller) applied(ctx context.Context, name, revision string, spec *s
 			also(r)
 		}
 		r.AppliedRevision, r.AppliedAt, r.AppliedSpec = revision, now, data
+		r.InFlight = nil
 		r.AddHistory(store.Applied{Revision: revision, Generation: r.Generation, At: now})
 		r.Status = storeStatus(obs.Status)
 		sent, received, _ := c.cfg.Agents.Watermarks(name)
@@ -339,8 +348,17 @@ func (c *Controller) publish(ctx context.Context, pi *plan.Instance, rec *store.
 			Serial: cert.Serial, Fingerprint: cert.Fingerprint,
 			MinVersion: d.Spec.TLS.MinVersion, RequireSecureTransport: d.Spec.TLS.RequireSecureTransport}
 	}
+	var spec []byte
+	if d != nil {
+		var err error
+		if spec, err = json.Marshal(d); err != nil {
+			return fmt.Errorf("encode desired state of %s: %w", pi.Name, err)
+		}
+	}
+	now := c.now()
 	rec, err := c.cfg.Store.Update(ctx, pi.Name, func(r *store.Record) error {
 		r.Generation++
+		r.InFlight = &store.InFlight{Generation: r.Generation, Revision: revision, Spec: spec, SSL: ssl, PublishedAt: now}
 		if cert != nil {
 			if r.Certificate != nil && r.Certificate.State == store.CertInstalled {
 				r.PreviousSerial = r.Certificate.Serial
@@ -355,7 +373,7 @@ func (c *Controller) publish(ctx context.Context, pi *plan.Instance, rec *store.
 	}
 	c.mu.Lock()
 	c.pending[pi.Name] = &pending{generation: rec.Generation, revision: revision, spec: d, ssl: ssl,
-		publishedAt: c.now(), seenAt: cmp.Or(c.seenAt[revision], c.now())}
+		publishedAt: now, seenAt: cmp.Or(c.seenAt[revision], now)}
 	c.mu.Unlock()
 	if err := c.cfg.Agents.Publish(pi.Name, agent.Desired{Generation: rec.Generation, SSL: ssl, Bundle: bundle}); err != nil {
 		c.forget(pi.Name)
