@@ -320,3 +320,7 @@ func (p printLog) Print(pctx print.Context, msg string) error {
 		"location", pctx.Location.String(), "msg", msg)
 	return nil
 }
+
+// HasFleetRules reports whether the fleet namespace has rules: then every
+// verdict of the fleet scope depends on every document.
+func (e *Engine) HasFleetRules() bool { return e.fleet != nil }

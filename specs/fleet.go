@@ -25,6 +25,15 @@ type Fleet struct {
 
 	broken map[string]bool // files with errors
 	held   map[string]bool // names defined in more than one place
+	dir    string
+	parsed map[string]parsed // what each file gave, for Reload
+	loader loader
+}
+
+// parsed is what one file gave: its instances, or its errors.
+type parsed struct {
+	instances []*Instance
+	errs      ErrorList
 }
 
 // Broken reports whether file had errors, so that the instances it held
@@ -73,16 +82,94 @@ func Load(ctx context.Context, fsys fs.FS, dir string, opts ...Option) (*Fleet, 
 	if err != nil {
 		return nil, err
 	}
-	type result struct {
-		instances []*Instance
-		errs      ErrorList
+	results, err := l.parseFiles(ctx, fsys, files, false)
+	if err != nil {
+		return nil, err
 	}
-	results := make([]result, len(files))
+	parsed := make(map[string]parsed, len(results))
+	for file, r := range results {
+		parsed[file] = r.parsed
+	}
+	return assemble(dir, files, parsed, l), nil
+}
+
+// Reload returns the fleet with the files named in changed (paths from
+// the fleet root, as sources.ChangeLister gives them: added, modified or
+// deleted) read again from fsys, and every other file as f had it: what a
+// commit that touches a few files costs, instead of a Load of them all.
+// Paths outside f's directory, or that are not instance files, are
+// ignored. The result is what Load of fsys would return, provided fsys
+// differs from what f was loaded from in the changed files only. f is not
+// modified.
+func (f *Fleet) Reload(ctx context.Context, fsys fs.FS, changed []string) (*Fleet, error) {
+	var reread []string
+	for _, p := range changed {
+		if isInstanceFile(f.dir, p) {
+			reread = append(reread, p)
+		}
+	}
+	fresh, err := f.loader.parseFiles(ctx, fsys, reread, true)
+	if err != nil {
+		return nil, err
+	}
+	parsed := make(map[string]parsed, len(f.parsed)+len(reread))
+	for file, r := range f.parsed {
+		parsed[file] = r
+	}
+	for file, r := range fresh {
+		if r.missing {
+			delete(parsed, file)
+		} else {
+			parsed[file] = r.parsed
+		}
+	}
+	files := make([]string, 0, len(parsed))
+	for file := range parsed {
+		files = append(files, file)
+	}
+	sort.Strings(files)
+	return assemble(f.dir, files, parsed, f.loader), nil
+}
+
+// isInstanceFile reports whether p is a file Load would read under dir.
+func isInstanceFile(dir, p string) bool {
+	rel, ok := strings.CutPrefix(p, dir+"/")
+	if dir == "." {
+		rel, ok = p, true
+	}
+	if !ok || rel == "" {
+		return false
+	}
+	for _, part := range strings.Split(rel, "/") {
+		if strings.HasPrefix(part, ".") {
+			return false
+		}
+	}
+	ext := strings.ToLower(path.Ext(p))
+	return ext == ".yaml" || ext == ".yml"
+}
+
+// reparsed is a file read again: its result, or that it is gone.
+type reparsed struct {
+	parsed
+	missing bool
+}
+
+// parseFiles parses files in parallel. With deletions, a file that does
+// not exist (deleted, for Reload) is reported missing.
+func (l *loader) parseFiles(ctx context.Context, fsys fs.FS, files []string, deletions bool) (map[string]reparsed, error) {
+	results := make([]reparsed, len(files))
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(l.parallelism, len(files)) {
 		wg.Go(func() {
 			for i := range next {
+				if deletions {
+					if _, err := fs.Stat(fsys, files[i]); errors.Is(err, fs.ErrNotExist) {
+						results[i].missing = true
+						continue
+					}
+				}
 				results[i].instances, results[i].errs = l.parseFile(fsys, files[i])
 			}
 		})
@@ -100,11 +187,22 @@ feed:
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("load instances: %w", err)
 	}
+	out := make(map[string]reparsed, len(files))
+	for i, file := range files {
+		out[file] = results[i]
+	}
+	return out, nil
+}
 
-	f := &Fleet{Files: files, broken: map[string]bool{}, held: map[string]bool{}}
-	for i, r := range results {
+// assemble builds the fleet from each file's result, files sorted.
+func assemble(dir string, files []string, results map[string]parsed, l loader) *Fleet {
+	f := &Fleet{broken: map[string]bool{}, held: map[string]bool{}, dir: dir, parsed: make(map[string]parsed, len(files)), loader: l}
+	for _, file := range files {
+		r := results[file]
+		f.Files = append(f.Files, file)
+		f.parsed[file] = r
 		if len(r.errs) > 0 {
-			f.broken[files[i]] = true
+			f.broken[file] = true
 			f.Errors = append(f.Errors, r.errs...)
 			continue
 		}
@@ -118,7 +216,7 @@ feed:
 		}
 		return a.Line < b.Line
 	})
-	return f, nil
+	return f
 }
 
 func (l *loader) parseFile(fsys fs.FS, file string) ([]*Instance, ErrorList) {

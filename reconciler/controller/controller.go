@@ -93,6 +93,10 @@ type Controller struct {
 	views      map[string]View
 	registered map[string]bool
 	reports    map[string]report
+	// appliedSpec is each instance's document as last applied: what the store
+	// holds, kept here so that a plan does not read the store.
+	appliedSpec map[string]*specs.Instance
+	planner     *reconciler.Planner // used by the sync loop only
 }
 
 // pending is a generation published and not yet confirmed by the agent.
@@ -149,7 +153,10 @@ func New(cfg Config, opts ...Option) *Controller {
 	}
 	c := &Controller{cfg: cfg, now: time.Now, queue: newQueue(), trigger: make(chan struct{}, 1),
 		plan: map[string]*plan.Instance{}, seenAt: map[string]time.Time{}, pending: map[string]*pending{},
-		views: map[string]View{}, registered: map[string]bool{}, reports: map[string]report{}}
+		views: map[string]View{}, registered: map[string]bool{}, reports: map[string]report{}, appliedSpec: map[string]*specs.Instance{}}
+	c.planner = reconciler.NewPlanner(reconciler.DiffInput{Instances: cfg.Instances, Policies: cfg.Policies,
+		RequirePolicies: cfg.RequirePolicies, PolicyOptions: cfg.PolicyOptions, Defaults: cfg.Defaults,
+		Plan: plan.Options{Prune: cfg.Prune}})
 	for _, o := range opts {
 		o(c)
 	}
@@ -250,10 +257,17 @@ func (c *Controller) restore(ctx context.Context) error {
 		return fmt.Errorf("restore state: %w", err)
 	}
 	for i := range recs {
-		var spec specs.Instance
 		rpcOff := true
-		if len(recs[i].AppliedSpec) > 0 && json.Unmarshal(recs[i].AppliedSpec, &spec) == nil {
-			rpcOff = !spec.RPCEncrypted()
+		if len(recs[i].AppliedSpec) > 0 {
+			spec := new(specs.Instance)
+			if err := json.Unmarshal(recs[i].AppliedSpec, spec); err != nil {
+				c.log.ErrorContext(ctx, "stored applied state is damaged; planning the instance as new", "instance", recs[i].Name, "error", err)
+			} else {
+				rpcOff = !spec.RPCEncrypted()
+				c.mu.Lock()
+				c.appliedSpec[recs[i].Name] = spec
+				c.mu.Unlock()
+			}
 		}
 		if err := c.register(ctx, &recs[i], rpcOff); err != nil {
 			c.log.ErrorContext(ctx, "cannot serve the agent of a stored instance", "instance", recs[i].Name, "error", err)
@@ -315,16 +329,7 @@ func (c *Controller) sync(ctx context.Context, all bool) bool {
 		}
 		return false
 	}
-	observed, err := c.observed(ctx)
-	if err != nil {
-		c.log.ErrorContext(ctx, "cannot read the state store", "error", err)
-		return false
-	}
-	p, err := reconciler.Diff(ctx, reconciler.DiffInput{
-		Desired: snap, Observed: observed, Instances: c.cfg.Instances, Policies: c.cfg.Policies,
-		RequirePolicies: c.cfg.RequirePolicies, PolicyOptions: c.cfg.PolicyOptions, Defaults: c.cfg.Defaults,
-		Plan: plan.Options{Prune: c.cfg.Prune},
-	})
+	p, err := c.planner.Plan(ctx, snap, c.appliedSpecs(), c.changed(ctx, snap.Revision, all))
 	if err != nil {
 		c.log.ErrorContext(ctx, "cannot plan the fleet", "revision", snap.Revision, "error", err)
 		return false
@@ -369,14 +374,47 @@ func (c *Controller) sync(ctx context.Context, all bool) bool {
 	return true
 }
 
+// changed returns the paths that differ between the revision last
+// planned and rev, or nil to plan everything: on a resync, for a source
+// without history, or when the source cannot tell.
+func (c *Controller) changed(ctx context.Context, rev string, all bool) []string {
+	c.mu.Lock()
+	last := c.revision
+	c.mu.Unlock()
+	cl, ok := c.cfg.Source.(sources.ChangeLister)
+	if all || !ok || last == "" {
+		return nil
+	}
+	if last == rev {
+		return []string{}
+	}
+	paths, err := cl.Changed(ctx, last, rev)
+	if err != nil {
+		c.log.WarnContext(ctx, "cannot list what the revision changed; planning the whole fleet", "from", last, "to", rev, "error", err)
+		return nil
+	}
+	return paths
+}
+
+// appliedSpecs returns the document last applied of every instance.
+func (c *Controller) appliedSpecs() []*specs.Instance {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*specs.Instance, 0, len(c.appliedSpec))
+	for _, in := range c.appliedSpec {
+		out = append(out, in)
+	}
+	return out
+}
+
 // sameDesired reports whether two plans of an instance want the same:
 // the same document, verdict and hold.
 func sameDesired(a, b *plan.Instance) bool {
 	if a.Held != b.Held || a.Denied() != b.Denied() || (a.Desired == nil) != (b.Desired == nil) {
 		return false
 	}
-	if a.Desired == nil {
-		return true
+	if a.Desired == b.Desired {
+		return true // nil, or the same document of a file that did not change
 	}
 	x, _ := json.Marshal(a.Desired.Raw)
 	y, _ := json.Marshal(b.Desired.Raw)

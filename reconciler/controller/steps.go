@@ -276,6 +276,9 @@ func (c *Controller) confirmed(ctx context.Context, name string, p *pending, rec
 		if err := c.cfg.Store.Delete(ctx, name); err != nil {
 			return fmt.Errorf("forget pruned instance %s: %w", name, err)
 		}
+		c.mu.Lock()
+		delete(c.appliedSpec, name)
+		c.mu.Unlock()
 		c.cfg.Agents.Unregister(name)
 		c.mu.Lock()
 		delete(c.registered, name)
@@ -317,6 +320,9 @@ func (c *Controller) applied(ctx context.Context, name, revision string, spec *s
 	if err != nil {
 		return fmt.Errorf("record applied state of %s: %w", name, err)
 	}
+	c.mu.Lock()
+	c.appliedSpec[name] = spec
+	c.mu.Unlock()
 	c.setPhase(name, "", "")
 	return nil
 }

@@ -92,6 +92,12 @@ type Options struct {
 	// certificate, its RPC key). Without it such an instance is only
 	// released: the reconciler stops managing it and changes nothing.
 	Prune bool
+	// Known, when set, returns the verdict already reached for a desired
+	// instance (the same document judged by the same policies), so that
+	// Compute evaluates only the others: what a commit that changes a few
+	// files costs. Fleet-scoped rules see only the documents evaluated, so
+	// use it only with policies that have none.
+	Known func(*specs.Instance) (policy.Verdict, bool)
 }
 
 // Compute plans desired against observed. desired is the fleet as loaded
@@ -102,15 +108,25 @@ func Compute(ctx context.Context, desired *specs.Fleet, observed []*specs.Instan
 	p := &Plan{Problems: ProblemsOf(desired.Errors)}
 	verdicts := make([]policy.Verdict, len(desired.Instances))
 	if eval != nil {
-		docs := make([]policy.Document, len(desired.Instances))
+		var docs []policy.Document
+		var at []int // the index in desired.Instances of each document
 		for i, in := range desired.Instances {
-			docs[i] = policy.Document{Name: in.Metadata.Name, File: in.File, Input: in.Raw}
+			if opts.Known != nil {
+				if v, ok := opts.Known(in); ok {
+					verdicts[i] = v
+					continue
+				}
+			}
+			docs = append(docs, policy.Document{Name: in.Metadata.Name, File: in.File, Input: in.Raw})
+			at = append(at, i)
 		}
 		res, err := eval.Evaluate(ctx, docs)
 		if err != nil {
 			return nil, fmt.Errorf("evaluate policies: %w", err)
 		}
-		copy(verdicts, res.Instances)
+		for j, i := range at {
+			verdicts[i] = res.Instances[j]
+		}
 		p.Fleet = res.Fleet
 	}
 
