@@ -37,10 +37,15 @@ type Config struct {
 	Agents Agents `yaml:"agents"`
 	// Reconcile tunes the work queue.
 	Reconcile Reconcile `yaml:"reconcile"`
+	// Replicas configures running several daemons on one PostgreSQL store.
+	Replicas Replicas `yaml:"replicas"`
 
 	// Dir is the directory of the file, against which relative paths
 	// were resolved.
 	Dir string `yaml:"-"`
+	// StateDir holds what the daemon keeps on disk beside its store: the
+	// local provider's keys, the enrollment tokens, the CA file.
+	StateDir string `yaml:"-"`
 }
 
 // Source is the fleet repository: exactly one of Git and Dir.
@@ -129,7 +134,38 @@ type AppRole struct {
 // Store is where state is kept: SQLite (the default) or, for several
 // replicas, PostgreSQL.
 type Store struct {
-	SQLite *SQLiteStore `yaml:"sqlite"`
+	SQLite   *SQLiteStore   `yaml:"sqlite"`
+	Postgres *PostgresStore `yaml:"postgres"`
+}
+
+// PostgresStore is a PostgreSQL database, shared by the replicas.
+type PostgresStore struct {
+	// DSN is a connection string without a password, such as
+	// postgres://reconciler@db.example.com/reconciler?sslmode=verify-full;
+	// the password comes from PGPASSWORD or PGPASSFILE, as for psql.
+	DSN string `yaml:"dsn"`
+	// DSNFile holds the connection string instead, password and all
+	// (mode 0600).
+	DSNFile string `yaml:"dsnFile"`
+}
+
+// Replicas is how this daemon takes part in a group sharing one
+// PostgreSQL store: one of them, the leader, reconciles; the others
+// forward every API and agent request to it.
+type Replicas struct {
+	// ID names this replica (default: the host name).
+	ID string `yaml:"id"`
+	// Advertise is where the other replicas reach this one's listeners.
+	Advertise Advertise `yaml:"advertise"`
+	// CAFile verifies the other replicas' certificates when forwarding
+	// (default: the CA this daemon's own certificate came from).
+	CAFile string `yaml:"caFile"`
+}
+
+// Advertise has this replica's listener URLs as the others see them.
+type Advertise struct {
+	API    string `yaml:"api"`    // https://10.0.0.1:8443
+	Agents string `yaml:"agents"` // https://10.0.0.1:8444
 }
 
 // SQLiteStore is an embedded SQLite file.
@@ -369,11 +405,48 @@ func (c *Config) check(v *validator) {
 			v.fail(f+".file", "required: a file (mode 0600) that holds the token; tokens never sit in the config")
 		}
 	}
+	c.checkStore(v)
 	if c.Reconcile.Concurrency < 0 || c.Reconcile.Concurrency > 256 {
 		v.fail("reconcile.concurrency", "%d is outside 1 to 256", c.Reconcile.Concurrency)
 	}
 	if r := time.Duration(c.Reconcile.Resync); r != 0 && r < 10*time.Second {
 		v.fail("reconcile.resync", "%s is below 10s", r)
+	}
+}
+
+func (c *Config) checkStore(v *validator) {
+	pg := c.Store.Postgres
+	if pg == nil {
+		if c.Replicas != (Replicas{}) {
+			v.fail("replicas", "replicas share a PostgreSQL store: set store.postgres (SQLite serves one process)")
+		}
+		return
+	}
+	if c.Store.SQLite != nil {
+		v.fail("store", "both sqlite and postgres are set: keep one")
+	}
+	switch {
+	case pg.DSN == "" && pg.DSNFile == "":
+		v.fail("store.postgres", "set dsn (postgres://user@host/db?sslmode=verify-full) or dsnFile")
+	case pg.DSN != "" && pg.DSNFile != "":
+		v.fail("store.postgres", "both dsn and dsnFile are set: keep one")
+	case pg.DSN != "":
+		if u, err := url.Parse(pg.DSN); err == nil && u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				v.fail("store.postgres.dsn", "carries a password: move it to PGPASSFILE or PGPASSWORD, or the whole string to dsnFile")
+			}
+		} else if strings.Contains(pg.DSN, "password=") {
+			v.fail("store.postgres.dsn", "carries a password: move it to PGPASSFILE or PGPASSWORD, or the whole string to dsnFile")
+		}
+	}
+	for _, a := range []struct{ field, u string }{{"replicas.advertise.api", c.Replicas.Advertise.API}, {"replicas.advertise.agents", c.Replicas.Advertise.Agents}} {
+		u, err := url.Parse(a.u)
+		switch {
+		case a.u == "":
+			v.fail(a.field, "required with store.postgres: this replica's URL as the others reach it, such as https://10.0.0.1:8443")
+		case err != nil || u.Scheme != "https" || u.Host == "":
+			v.fail(a.field, "%q is not an https URL with a host (write https://10.0.0.1:8443)", a.u)
+		}
 	}
 }
 
@@ -427,11 +500,27 @@ func (c *Config) defaults() {
 	if len(c.Fleet.Namespaces) == 0 {
 		c.Fleet.Namespaces = []string{"main"}
 	}
-	if c.Store.SQLite == nil {
-		c.Store.SQLite = &SQLiteStore{}
+	// The state directory holds the local provider's keys, the tokens and
+	// the CA file: beside the SQLite file, or beside the configuration.
+	state := c.Dir
+	if pg := c.Store.Postgres; pg != nil {
+		if pg.DSNFile != "" {
+			abs(&pg.DSNFile, "")
+		}
+		if c.Replicas.ID == "" {
+			c.Replicas.ID, _ = os.Hostname()
+		}
+		if c.Replicas.CAFile != "" {
+			abs(&c.Replicas.CAFile, "")
+		}
+	} else {
+		if c.Store.SQLite == nil {
+			c.Store.SQLite = &SQLiteStore{}
+		}
+		abs(&c.Store.SQLite.Path, "reconciler.db")
+		state = filepath.Dir(c.Store.SQLite.Path)
 	}
-	abs(&c.Store.SQLite.Path, "reconciler.db")
-	state := filepath.Dir(c.Store.SQLite.Path)
+	c.StateDir = state
 	def(&c.KeyProvider.Default, "local")
 	if c.KeyProvider.Default == "local" && c.KeyProvider.Local == nil {
 		c.KeyProvider.Local = &LocalProvider{}

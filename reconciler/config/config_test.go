@@ -28,6 +28,7 @@ func TestLoadFillsDefaultsAndResolvesPaths(t *testing.T) {
 		Agents:    Agents{TokenDir: "/var/lib/reconciler/enrollment-tokens"},
 		Reconcile: Reconcile{Concurrency: 16, Resync: Duration(10 * time.Minute)},
 		Dir:       dir,
+		StateDir:  "/var/lib/reconciler",
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
@@ -62,6 +63,15 @@ func TestErrorsNameTheLineTheFieldAndTheFix(t *testing.T) {
 		{"half a certificate", "source: {dir: {path: f}}\ntls:\n  certFile: c.pem\n", "run.yaml:2: tls: certFile and keyFile go together"},
 		{"bad role", "source: {dir: {path: f}}\ntokens:\n  - name: ci\n    role: root\n    file: t\n", "run.yaml:4: tokens.0.role: \"root\" is not admin or viewer"},
 		{"token inline", "source: {dir: {path: f}}\ntokens:\n  - {name: ci, role: viewer}\n", "tokens.0.file: required"},
+		{"password in the dsn", "source: {dir: {path: f}}\nstore:\n  postgres:\n    dsn: postgres://r:hunter2@db/r\nreplicas: {advertise: {api: https://a:1, agents: https://a:2}}\n",
+			"run.yaml:4: store.postgres.dsn: carries a password: move it to PGPASSFILE"},
+		{"two stores", "source: {dir: {path: f}}\nstore:\n  sqlite: {path: s.db}\n  postgres: {dsnFile: d}\nreplicas: {advertise: {api: https://a:1, agents: https://a:2}}\n",
+			"run.yaml:2: store: both sqlite and postgres are set"},
+		{"replicas on sqlite", "source: {dir: {path: f}}\nreplicas:\n  id: a\n", "run.yaml:2: replicas: replicas share a PostgreSQL store"},
+		{"no advertised address", "source: {dir: {path: f}}\nstore:\n  postgres: {dsnFile: d}\nreplicas:\n  advertise: {api: https://a:1}\n",
+			"run.yaml:5: replicas.advertise.agents: required with store.postgres"},
+		{"plain http advertised", "source: {dir: {path: f}}\nstore:\n  postgres: {dsnFile: d}\nreplicas:\n  advertise: {api: http://a:1, agents: https://a:2}\n",
+			"run.yaml:5: replicas.advertise.api: \"http://a:1\" is not an https URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("run.yaml", []byte(tc.yaml))
