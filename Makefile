@@ -67,6 +67,8 @@ fuzz: ## Run every fuzz target of every package for FUZZTIME each (default 30s)
 bench: vault ## Go benchmarks, then diff on a 10,000-instance fleet against conftest and a bare loop
 	$(GO) test -run '^$$' -bench . -benchmem ./specs ./policy ./reconciler/... ./vault/... ./agent/rpc ./agent/transport
 	$(GO) test -run '^$$' -bench CommitToVerified -benchtime 20x ./cmd/reconciler
+	@# A one-file commit against a full resync of a 10,000-instance git fleet.
+	$(GO) test -run '^$$' -bench OneFileCommit -benchtime 10x ./reconciler/controller
 	bash bench/run.sh
 
 .PHONY: clean
