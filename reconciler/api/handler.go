@@ -30,6 +30,8 @@ type Fleet interface {
 	Ready() bool
 	RotateKey(ctx context.Context, name string) (uint32, error)
 	Observed(ctx context.Context) ([]*specs.Instance, error)
+	Source() controller.SourceState
+	AcceptRevision(rev string)
 }
 
 var _ Fleet = (*controller.Controller)(nil)
@@ -51,6 +53,8 @@ type Routes struct {
 //	POST /mgmt/instances/{name}/ssl   admin: run the instance's SSL setup again now
 //	POST /mgmt/instances/{name}/keys/rotate  admin: rotate the instance's RPC key
 //	GET  /v1/observed                 viewer: each instance as its host has it (diff --server)
+//	GET  /v1/source                   viewer: the revision applied, and a later one refused and why
+//	POST /mgmt/source/accept?revision=HASH  admin: take a revision whose history was rewritten
 //	POST /v1/webhooks/git             a signed push webhook
 func NewHandler(f Fleet, t *Tokens, r Routes) http.Handler {
 	mux := http.NewServeMux()
@@ -119,6 +123,19 @@ func NewHandler(f Fleet, t *Tokens, r Routes) http.Handler {
 		}
 		writeJSON(w, 200, map[string]any{"instances": docs})
 	})))
+	mux.Handle("GET /v1/source", t.Require(Viewer, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, 200, map[string]any{"source": f.Source()})
+	})))
+	mux.Handle("POST /mgmt/source/accept", t.Require(Admin, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		rev := req.URL.Query().Get("revision")
+		if !fullHash(rev) {
+			writeError(w, http.StatusBadRequest, "give the full commit hash to accept: ?revision=<40 hex digits>")
+			return
+		}
+		f.AcceptRevision(rev)
+		writeJSON(w, http.StatusAccepted, map[string]any{"source": map[string]string{"accepted": rev,
+			"status": "read again now; its own commit is still verified"}})
+	})))
 	mux.Handle("POST /mgmt/instances/{name}/ssl", t.Require(Admin, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		name := req.PathValue("name")
 		if !f.Resync(name) {
@@ -129,6 +146,19 @@ func NewHandler(f Fleet, t *Tokens, r Routes) http.Handler {
 		writeJSON(w, http.StatusAccepted, map[string]any{"ssl": sslJSON(v)})
 	})))
 	return mux
+}
+
+// fullHash reports whether s is a full SHA-1 or SHA-256 commit hash.
+func fullHash(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, r := range s {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // instanceJSON is an instance as the API answers it. It carries no

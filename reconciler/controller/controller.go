@@ -60,6 +60,13 @@ type Config struct {
 	// Prune removes SSL from instances whose file was deleted, then
 	// forgets them; without it they are released untouched.
 	Prune bool
+	// Verify, when set, checks a revision before anything of it is
+	// planned: the commits from the last revision accepted (from; "" when
+	// none was) to the one read. A revision it refuses is never applied:
+	// the last plan stays, and the refusal is reported (log, metric,
+	// Source) until a revision passes. A rewritten history is one such
+	// refusal; AcceptRevision lets an operator take it.
+	Verify func(ctx context.Context, from, to string) error
 }
 
 // Option configures a Controller.
@@ -97,6 +104,22 @@ type Controller struct {
 	// holds, kept here so that a plan does not read the store.
 	appliedSpec map[string]*specs.Instance
 	planner     *reconciler.Planner // used by the sync loop only
+	// source is what became of the last revisions read: the one
+	// accepted, and the one refused since, if any.
+	source   SourceState
+	accepted string // the revision an operator accepted despite its history (AcceptRevision)
+}
+
+// SourceState is what the controller made of the fleet source's revisions.
+type SourceState struct {
+	// Revision is the revision planned, the last that passed verification.
+	Revision string `json:"revision,omitempty"`
+	// Refused is a later revision that did not pass, and Reason why; both
+	// empty when the latest revision read is the one planned.
+	Refused string `json:"refused,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	// RefusedAt is when it was first refused.
+	RefusedAt time.Time `json:"refusedAt,omitzero"`
 }
 
 // pending is a generation published and not yet confirmed by the agent.
@@ -256,7 +279,16 @@ func (c *Controller) restore(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("restore state: %w", err)
 	}
+	var last time.Time
 	for i := range recs {
+		if recs[i].AppliedAt.After(last) {
+			// Verification of the next revision starts from the last one
+			// applied, whoever applied it.
+			last = recs[i].AppliedAt
+			c.mu.Lock()
+			c.source.Revision = recs[i].AppliedRevision
+			c.mu.Unlock()
+		}
 		rpcOff := true
 		if len(recs[i].AppliedSpec) > 0 {
 			spec := new(specs.Instance)
@@ -329,6 +361,9 @@ func (c *Controller) sync(ctx context.Context, all bool) bool {
 		}
 		return false
 	}
+	if !c.verify(ctx, snap.Revision) {
+		return true // read fine; the refusal is reported, and the next poll looks again
+	}
 	p, err := c.planner.Plan(ctx, snap, c.appliedSpecs(), c.changed(ctx, snap.Revision, all))
 	if err != nil {
 		c.log.ErrorContext(ctx, "cannot plan the fleet", "revision", snap.Revision, "error", err)
@@ -342,6 +377,7 @@ func (c *Controller) sync(ctx context.Context, all bool) bool {
 		c.seenAt = map[string]time.Time{snap.Revision: start} // only the latest matters
 	}
 	c.revision, c.problems = snap.Revision, p.Problems
+	c.source = SourceState{Revision: snap.Revision}
 	old := c.plan
 	p.Instances = append(p.Instances, heldUnapplied(old, p)...)
 	c.plan = make(map[string]*plan.Instance, len(p.Instances))
@@ -372,6 +408,59 @@ func (c *Controller) sync(ctx context.Context, all bool) bool {
 		c.queue.kick(name)
 	}
 	return true
+}
+
+// verify checks rev with Config.Verify, against the last revision
+// accepted, and reports whether it may be planned. A refusal is logged
+// once per revision, counted, and kept in Source.
+func (c *Controller) verify(ctx context.Context, rev string) bool {
+	if c.cfg.Verify == nil {
+		return true
+	}
+	c.mu.Lock()
+	from, st, accepted := c.source.Revision, c.source, c.accepted == rev
+	c.mu.Unlock()
+	if rev == from {
+		return true
+	}
+	if accepted {
+		from = "" // taken as it is: verified on its own, whatever came before
+	}
+	err := c.cfg.Verify(ctx, from, rev)
+	if err == nil {
+		return true
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+	if st.Refused != rev {
+		c.metrics.refusals.Inc()
+		c.log.ErrorContext(ctx, "refusing a revision of the fleet; keeping the last one applied",
+			"revision", rev, "applied", from, "reason", err.Error())
+		st = SourceState{Revision: from, Refused: rev, Reason: err.Error(), RefusedAt: c.now()}
+	}
+	c.mu.Lock()
+	c.source = st
+	c.mu.Unlock()
+	return false
+}
+
+// Source returns what became of the source's latest revisions.
+func (c *Controller) Source() SourceState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.source
+}
+
+// AcceptRevision lets the revision rev through verification of its
+// history (a branch that was force-pushed): its own commit must still pass
+// (in head and strict mode), but not the path from the last revision
+// accepted. It reads the source again at once.
+func (c *Controller) AcceptRevision(rev string) {
+	c.mu.Lock()
+	c.accepted = rev
+	c.mu.Unlock()
+	c.Trigger()
 }
 
 // changed returns the paths that differ between the revision last

@@ -18,7 +18,9 @@ type metrics struct {
 	reconcile   *prometheus.HistogramVec
 	latency     prometheus.Histogram
 	revocations prometheus.Counter
+	refusals    prometheus.Counter
 	violations  *prometheus.GaugeVec
+	refused     *prometheus.Desc
 
 	instances *prometheus.Desc
 	coverage  *prometheus.Desc
@@ -48,6 +50,12 @@ func newMetrics(c *Controller, reg prometheus.Registerer) *metrics {
 		revocations: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "reconciler_certificate_revocations_total", Help: "Certificates revoked: replaced, or SSL disabled.",
 		}),
+		refusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "reconciler_source_refused_revisions_total",
+			Help: "Revisions of the fleet refused: a commit unsigned or signed by an untrusted key, or history rewritten.",
+		}),
+		refused: prometheus.NewDesc("reconciler_source_refused",
+			"1 while the latest revision read is refused and an older one stays applied, else 0.", nil, nil),
 		violations: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "reconciler_policy_violations", Help: "Instances a policy rule denies, by rule, in the last plan.",
 		}, []string{"policy"}),
@@ -64,7 +72,7 @@ func newMetrics(c *Controller, reg prometheus.Registerer) *metrics {
 	m.reconcile.WithLabelValues("ok")
 	m.reconcile.WithLabelValues("error")
 	if reg != nil {
-		reg.MustRegister(m.fetch, m.fetchErrors, m.reconcile, m.latency, m.revocations, m.violations, m)
+		reg.MustRegister(m.fetch, m.fetchErrors, m.reconcile, m.latency, m.revocations, m.refusals, m.violations, m)
 	}
 	return m
 }
@@ -89,10 +97,16 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.coverage
 	ch <- m.expiry
 	ch <- m.phases
+	ch <- m.refused
 }
 
 // Collect implements prometheus.Collector from the current views.
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	refused := 0.0
+	if m.c.Source().Refused != "" {
+		refused = 1
+	}
+	ch <- prometheus.MustNewConstMetric(m.refused, prometheus.GaugeValue, refused)
 	type key struct{ ds, ssl, verified, rpc string }
 	counts := map[key]int{}
 	total, verified := map[string]int{}, map[string]int{}
