@@ -68,6 +68,21 @@ type GitSource struct {
 	WebhookSecretFile string `yaml:"webhookSecretFile"`
 	// CacheDir keeps the bare clone (default: the user cache).
 	CacheDir string `yaml:"cacheDir"`
+	// Verify, when set, refuses revisions whose commits are not signed by
+	// a trusted key.
+	Verify *VerifyCommits `yaml:"verify"`
+}
+
+// VerifyCommits is commit signature verification.
+type VerifyCommits struct {
+	// Mode is head (the commit applied is signed) or strict (every commit
+	// since the last applied one is).
+	Mode string `yaml:"mode"`
+	// AllowedSignersFile is an OpenSSH allowed_signers file, for commits
+	// signed with gpg.format=ssh; GPGKeyringFile an OpenPGP public keyring
+	// (gpg --export). One or both.
+	AllowedSignersFile string `yaml:"allowedSignersFile"`
+	GPGKeyringFile     string `yaml:"gpgKeyringFile"`
 }
 
 // DirSource reads a directory: changes are seen through fsnotify, with a
@@ -352,6 +367,14 @@ func (c *Config) check(v *validator) {
 		} else if u, err := url.Parse(g.URL); err != nil || (u.Scheme == "http" && !isLoopback(u.Hostname())) {
 			v.fail("source.git.url", "%q: use https, ssh or a file path (plain http only to localhost)", g.URL)
 		}
+		if vc := g.Verify; vc != nil {
+			if vc.Mode != "head" && vc.Mode != "strict" {
+				v.fail("source.git.verify.mode", "%q is not head or strict (head: the commit applied is signed; strict: every commit since the last applied one)", vc.Mode)
+			}
+			if vc.AllowedSignersFile == "" && vc.GPGKeyringFile == "" {
+				v.fail("source.git.verify", "no trusted keys: set allowedSignersFile (SSH signatures), gpgKeyringFile (GPG), or both")
+			}
+		}
 		if g.PollInterval != 0 && time.Duration(g.PollInterval) < time.Second {
 			v.fail("source.git.pollInterval", "%s is below 1s: the remote would be fetched in a loop", time.Duration(g.PollInterval))
 		}
@@ -483,6 +506,14 @@ func (c *Config) defaults() {
 		}
 		if g.CacheDir != "" {
 			abs(&g.CacheDir, "")
+		}
+		if vc := g.Verify; vc != nil {
+			if vc.AllowedSignersFile != "" {
+				abs(&vc.AllowedSignersFile, "")
+			}
+			if vc.GPGKeyringFile != "" {
+				abs(&vc.GPGKeyringFile, "")
+			}
 		}
 		if !strings.Contains(g.URL, "://") && !strings.Contains(g.URL, "@") {
 			abs(&g.URL, "") // a local repository path
