@@ -48,6 +48,10 @@ type Config struct {
 type Endpoint struct {
 	URL    string `yaml:"url"`    // https://reconciler.example.com:8443
 	CAFile string `yaml:"caFile"` // verifies the reconciler's certificate
+	// Fallbacks are the agent endpoints of the reconciler's other
+	// replicas, tried in turn when one cannot be reached (or cannot reach
+	// the leader). Not needed behind a load balancer.
+	Fallbacks []string `yaml:"fallbacks,omitempty"`
 }
 
 // DatastoreConfig is installers.Datastore as written in the file.
@@ -150,6 +154,11 @@ func (c *Config) validate() error {
 		u, err := url.Parse(c.Reconciler.URL)
 		if err != nil || u.Scheme != "https" || u.Host == "" {
 			errs = append(errs, fmt.Errorf("reconciler.url: %q must be an https URL: the agent verifies the reconciler before it trusts anything it says", c.Reconciler.URL))
+		}
+	}
+	for i, raw := range c.Reconciler.Fallbacks {
+		if u, err := url.Parse(raw); err != nil || u.Scheme != "https" || u.Host == "" {
+			errs = append(errs, fmt.Errorf("reconciler.fallbacks[%d]: %q must be an https URL, as reconciler.url", i, raw))
 		}
 	}
 	if !slices.Contains(datastoreTypes, c.Datastore.Type) {

@@ -72,7 +72,7 @@ func BenchmarkPollRoundTrip(b *testing.B) {
 				if !tc.https {
 					// Past NewClient's https check, to measure the
 					// protocol alone over loopback HTTP.
-					c.base, c.http = https.URL, https.Client()
+					c.bases, c.http = []string{https.URL}, https.Client()
 				}
 				c.cfg.Wait = time.Nanosecond // reply at once: WaitMS 0
 				return c

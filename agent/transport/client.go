@@ -17,6 +17,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,11 @@ type ClientConfig struct {
 	Instance string
 	// URL is the reconciler's agent endpoint, https://host:port.
 	URL string
+	// Fallbacks are more endpoints of the same reconciler (its other
+	// replicas). After a request that cannot reach an endpoint, or that
+	// it answers 502, 503 or 504, the next request goes to the next one,
+	// in turn.
+	Fallbacks []string
 	// RootCAs verifies the reconciler's certificate; nil uses the
 	// system's roots.
 	RootCAs *x509.CertPool
@@ -71,13 +77,14 @@ func WithHTTPClient(h *http.Client) ClientOption { return func(c *Client) { c.ht
 // agent.Transport. It is safe for concurrent use, though an agent polls
 // from one goroutine.
 type Client struct {
-	cfg  ClientConfig
-	base string
-	http *http.Client
-	dir  *statedir.Dir
-	log  *slog.Logger
-	reg  prometheus.Registerer
-	now  func() time.Time
+	cfg      ClientConfig
+	bases    []string     // the URL, then the fallbacks
+	endpoint atomic.Int32 // the index in bases of the one in use
+	http     *http.Client
+	dir      *statedir.Dir
+	log      *slog.Logger
+	reg      prometheus.Registerer
+	now      func() time.Time
 
 	pollMu sync.Mutex // one poll at a time: the request ID and the key changes are per exchange
 
@@ -94,15 +101,19 @@ var _ agent.Transport = (*Client)(nil)
 // NewClient returns the client for cfg, resuming the keys and message
 // counters its state directory holds.
 func NewClient(cfg ClientConfig, opts ...ClientOption) (*Client, error) {
-	u, err := url.Parse(cfg.URL)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("new agent transport: reconciler URL %q is not https://host:port", cfg.URL)
+	var bases []string
+	for _, raw := range append([]string{cfg.URL}, cfg.Fallbacks...) {
+		u, err := url.Parse(raw)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return nil, fmt.Errorf("new agent transport: reconciler URL %q is not https://host:port", raw)
+		}
+		bases = append(bases, strings.TrimSuffix(raw, "/"))
 	}
 	if cfg.Wait <= 0 {
 		cfg.Wait = DefaultWait
 	}
 	cfg.Wait = min(cfg.Wait, MaxWait)
-	c := &Client{cfg: cfg, base: strings.TrimSuffix(cfg.URL, "/"), now: time.Now}
+	c := &Client{cfg: cfg, bases: bases, now: time.Now}
 	for _, o := range opts {
 		o(c)
 	}
@@ -117,6 +128,7 @@ func NewClient(cfg ClientConfig, opts ...ClientOption) (*Client, error) {
 			TLSHandshakeTimeout: 10 * time.Second,
 		}}
 	}
+	var err error
 	if c.dir, err = statedir.Open(cfg.StateDir); err != nil {
 		return nil, fmt.Errorf("new agent transport: %w", err)
 	}
@@ -247,16 +259,24 @@ func (c *Client) Poll(ctx context.Context, s agent.Status) (*agent.Desired, erro
 // post sends one request and returns the reply body of a 200, or a
 // *RefusedError.
 func (c *Client) post(ctx context.Context, op, path, contentType string, body []byte, limit int64) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
+	at := c.endpoint.Load() % int32(len(c.bases))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.bases[at]+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("%s reconciler: %w", op, err)
 	}
 	req.Header.Set("Content-Type", contentType)
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if ctx.Err() == nil {
+			c.endpoint.CompareAndSwap(at, (at+1)%int32(len(c.bases))) // try the next replica next time
+		}
 		return nil, fmt.Errorf("%s reconciler: %w", op, err)
 	}
 	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		c.endpoint.CompareAndSwap(at, (at+1)%int32(len(c.bases)))
+	}
 	if resp.StatusCode != http.StatusOK {
 		// A refusal's body is a short reason label; keep it short and
 		// printable, whatever a middlebox put there.

@@ -3,6 +3,9 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -591,5 +594,46 @@ func TestServerLimits(t *testing.T) {
 	var refused *RefusedError
 	if !errors.As(err, &refused) || refused.Code != 404 {
 		t.Errorf("a poll waiting while its instance is unregistered: %v, want 404", err)
+	}
+}
+
+// TestFallbackEndpoints checks that an agent whose endpoint is gone, or
+// answers that it cannot reach the leader, turns to the next replica.
+func TestFallbackEndpoints(t *testing.T) {
+	f := newFixture(t)
+	if err := f.server.Register("orders-db", Keys{Current: key(1, 0x11)}); err != nil {
+		t.Fatal(err)
+	}
+	token, err := f.tokens.Issue("orders-db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := httptest.NewTLSServer(http.NotFoundHandler())
+	dead.Close() // a replica that died: nothing listens
+	busy := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no leader yet", http.StatusServiceUnavailable)
+	}))
+	defer busy.Close()
+	f.roots.AddCert(busy.Certificate())
+	h := f.host(token)
+	c, err := NewClient(ClientConfig{Instance: "orders-db", URL: dead.URL, Fallbacks: []string{busy.URL, f.https.URL},
+		RootCAs: f.roots, StateDir: h.state, TokenFile: h.token, Wait: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := agent.Status{Instance: "orders-db", Phase: agent.Pending}
+	var errs []string
+	for range 3 {
+		_, err := c.Poll(context.Background(), status)
+		errs = append(errs, fmt.Sprint(err))
+	}
+	if !strings.Contains(errs[0], "connect") || !strings.Contains(errs[1], "503") || errs[2] != "<nil>" {
+		t.Errorf("polls through a dead replica, a busy one, then the leader = %q; want a connection error, a 503, then success", errs)
+	}
+	if c.KeyVersion() != 1 {
+		t.Errorf("key version = %d, want 1: enrolled through the third endpoint", c.KeyVersion())
+	}
+	if _, err := NewClient(ClientConfig{Instance: "orders-db", URL: f.https.URL, Fallbacks: []string{"http://plain:8444"}, StateDir: t.TempDir()}); err == nil {
+		t.Error("a plain http fallback was accepted")
 	}
 }
