@@ -8,7 +8,8 @@
 // Store is the boundary. Implementations live in subpackages:
 //
 //   - store/sqlite: an embedded SQLite file, the default (no cgo).
-//   - store/postgres: PostgreSQL, for several replicas (to come).
+//   - store/postgres: PostgreSQL, shared by several replicas, with leader
+//     election and fenced writes.
 //
 // store/storetest is the contract suite every implementation runs, so one
 // can replace the other without surprises.

@@ -1,0 +1,4 @@
+package postgres
+
+// CreateDatabase lets the examples create their databases as the tests do.
+var CreateDatabase = createDatabase
