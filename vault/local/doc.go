@@ -37,6 +37,11 @@
 //     clear. Not secret, but losing it un-revokes certificates.
 //   - lock: an empty file locked while a Provider changes the state, so
 //     several Providers and processes can share the directory.
+//   - in-use: an empty file every open Provider holds a shared lock on
+//     until Close (or its process ends), and ChangeKEK an exclusive one,
+//     so the KEK never changes under a running reconciler.
+//   - kek-change, *.next, *.prev: only while ChangeKEK runs, or after it
+//     was interrupted (see below).
 //
 // A sealed file is a PEM block whose headers name its purpose, format
 // version and KEK (by a one-way identifier, not the KEK itself), and whose
@@ -50,6 +55,36 @@
 // KEK) and restore it whole: New refuses a directory holding only part of
 // the state rather than create a new CA or keyring that would silently
 // orphan every certificate or wrapped key made with the lost one.
+//
+// # Changing the KEK
+//
+// ChangeKEK re-seals ca-key.enc and keyring.enc under a new KEK; the CA
+// key and the master key versions inside stay the same, so certificates
+// and wrapped keys made before keep working. It refuses while any Provider
+// has the directory open (ErrInUse): stop the reconciler, change the KEK,
+// start it with the new one. It is crash-safe, in three stages:
+//
+//  1. For each sealed file X it writes X.prev (X as it is) and X.next (X
+//     sealed under the new KEK), each fsynced with the directory. Until
+//     the commit, only the old KEK opens the directory; New with either
+//     KEK removes the copies.
+//  2. It commits by writing the journal kek-change (naming both KEKs by
+//     their identifiers only). From then on, and until the journal is
+//     removed, both KEKs open the directory: New with the new KEK
+//     finishes the change (copies every X.next over X), New with the old
+//     KEK rolls it back (copies every X.prev over X); a crash during
+//     either is settled the same way by the next New, in either
+//     direction. Any other KEK is refused with ErrWrongKEK, saying which
+//     two would do.
+//  3. It copies every X.next over X, removes the journal, then the
+//     copies. From the journal's removal on, only the new KEK opens the
+//     directory.
+//
+// Changing the KEK protects the state from a KEK that is about to leak or
+// be retired, not from one that leaked together with a copy of the state
+// (a backup): that copy holds the same CA key and master keys. Then also
+// rotate the master key and rewrap every stored key (RotateMaster,
+// Rewrap), and consider replacing the CA.
 //
 // # Wrapped RPC keys
 //

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 )
@@ -98,9 +99,10 @@ func KEKFromEnv(name string) (KEK, error) {
 	return k, nil
 }
 
-// WriteKEKFile writes k to file as base64, readable by its owner only. It
-// refuses to replace an existing file: the state sealed under the KEK it
-// holds would be lost with it.
+// WriteKEKFile writes k to file as base64, readable by its owner only, and
+// syncs the file and its directory, so that the KEK is on disk before any
+// state is sealed under it. It refuses to replace an existing file: the
+// state sealed under the KEK it holds would be lost with it.
 func WriteKEKFile(file string, k KEK) error {
 	if k.key == nil {
 		return fmt.Errorf("write KEK: %w", errNoKEK)
@@ -120,6 +122,9 @@ func WriteKEKFile(file string, k KEK) error {
 		return fmt.Errorf("write KEK: %w", err)
 	}
 	if err := f.Close(); err != nil {
+		return fmt.Errorf("write KEK: %w", err)
+	}
+	if err := syncDir(filepath.Dir(file)); err != nil {
 		return fmt.Errorf("write KEK: %w", err)
 	}
 	return nil

@@ -22,6 +22,8 @@ const (
 	keyringFile     = "keyring.enc"
 	revocationsFile = "revocations.json"
 	lockFile        = "lock"
+	inUseFile       = "in-use"
+	kekChangeFile   = "kek-change"
 )
 
 // DefaultMaxTTL caps the lifetime of issued certificates unless WithMaxTTL
@@ -35,6 +37,10 @@ var ErrWrongKEK = errors.New("wrong KEK")
 // ErrDamaged is returned by New when a state file is missing, corrupted or
 // tampered with: it must be restored from a backup.
 var ErrDamaged = errors.New("local key provider state damaged")
+
+// ErrInUse is returned by ChangeKEK while a Provider, in this process or
+// another (a running reconciler), has the state directory open.
+var ErrInUse = errors.New("local key provider state in use")
 
 var (
 	_ vault.Issuer        = (*Provider)(nil)
@@ -64,6 +70,11 @@ type Provider struct {
 	ringMu   sync.RWMutex
 	ring     *keyring
 	ringFile os.FileInfo
+
+	// inUse holds the in-use lock, shared, until Close (nil when the
+	// platform has no such lock, or ChangeKEK holds it exclusively).
+	inUse     *os.File
+	closeOnce sync.Once
 }
 
 // Option configures New.
@@ -73,6 +84,8 @@ type options struct {
 	log        *slog.Logger
 	maxTTL     time.Duration
 	minDecrypt int
+	// inUseHeld is set by ChangeKEK, which holds the in-use lock itself.
+	inUseHeld bool
 }
 
 // WithLogger sets the logger for state changes (CA and master key
@@ -102,6 +115,11 @@ func WithMinDecryptionVersion(n int) Option {
 // the CA and the first master key version if it is empty. kek seals the
 // state; it must be the KEK the state was created with (ErrWrongKEK
 // otherwise). There is no default KEK: see LoadKEK and KEKFromEnv.
+//
+// New finishes a KEK change that was interrupted after it committed when
+// kek is the new KEK, and rolls it back when kek is the old one (see
+// ChangeKEK); while ChangeKEK runs, New waits for it. The Provider holds
+// the directory open, which stops ChangeKEK, until Close.
 func New(ctx context.Context, dir string, kek KEK, opts ...Option) (*Provider, error) {
 	o := options{maxTTL: DefaultMaxTTL}
 	for _, opt := range opts {
@@ -125,13 +143,34 @@ func New(ctx context.Context, dir string, kek KEK, opts ...Option) (*Provider, e
 		return nil, fmt.Errorf("open local key provider: %w", err)
 	}
 	p := &Provider{dir: dir, kek: kek, log: log, maxTTL: o.maxTTL, minDecrypt: o.minDecrypt}
+	if !o.inUseHeld {
+		f, err := lockInUse(ctx, p.path(inUseFile), false)
+		if err != nil {
+			return nil, fmt.Errorf("open local key provider: %w", err)
+		}
+		p.inUse = f
+	}
 	if err := p.withLock(ctx, func() error { return p.loadOrCreate() }); err != nil {
+		p.Close()
 		return nil, fmt.Errorf("open local key provider: %w", err)
 	}
 	if latest := p.ring.latest(); o.minDecrypt > latest {
+		p.Close()
 		return nil, fmt.Errorf("open local key provider: minimum decryption version %d is above the newest master key version %d", o.minDecrypt, latest)
 	}
 	return p, nil
+}
+
+// Close releases the state directory, so that ChangeKEK may run once
+// every Provider on it is closed (or its process gone). The Provider must
+// not be used afterwards. Close is idempotent and always returns nil.
+func (p *Provider) Close() error {
+	p.closeOnce.Do(func() {
+		if p.inUse != nil {
+			p.inUse.Close() // releases the lock; nothing was written to it
+		}
+	})
+	return nil
 }
 
 // Dir returns the state directory.
@@ -178,6 +217,9 @@ func (p *Provider) path(name string) string { return filepath.Join(p.dir, name) 
 // the missing part would silently orphan every certificate or wrapped key
 // made with the lost one. The caller holds the lock.
 func (p *Provider) loadOrCreate() error {
+	if err := p.recoverKEKChange(); err != nil {
+		return err
+	}
 	present := map[string]bool{}
 	for _, name := range []string{caKeyFile, keyringFile, caCertFile} {
 		_, err := os.Stat(p.path(name))

@@ -203,7 +203,7 @@ func TestNothingSecretAtRest(t *testing.T) {
 			}
 		}
 	}
-	want := []string{"ca-key.enc", "ca.pem", "keyring.enc", "lock", "revocations.json"}
+	want := []string{"ca-key.enc", "ca.pem", "in-use", "keyring.enc", "lock", "revocations.json"}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("files in the state directory (-want +got):\n%s", diff)
 	}
