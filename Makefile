@@ -43,6 +43,10 @@ test: vault ## Run every test (race detector on), the examples and the conftest 
 	@# Builds conftest v0.71.1 from the module proxy and compares verdicts with it.
 	$(GO) test -count=1 -timeout 10m -tags conftestcompat -run Conftest ./policy/
 
+.PHONY: soak
+soak: vault ## The fault tests at full size: 300 instances, 20 kills, Vault down a minute (about 20 minutes)
+	RECONCILER_SOAK=1 $(GO) test -count=1 -timeout 90m -run 'Survives|FailOver' -v ./cmd/reconciler
+
 .PHONY: lint
 lint: $(TOOLS)/staticcheck ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

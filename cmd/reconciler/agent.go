@@ -92,7 +92,7 @@ func runAgent(ctx context.Context, configFile string, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	client, err := transport.NewClient(transport.ClientConfig{
-		Instance: cfg.Instance, URL: cfg.Reconciler.URL, RootCAs: roots, StateDir: cfg.StateDir,
+		Instance: cfg.Instance, URL: cfg.Reconciler.URL, Fallbacks: cfg.Reconciler.Fallbacks, RootCAs: roots, StateDir: cfg.StateDir,
 		TokenFile: cfg.EnrollmentTokenFile, Wait: time.Duration(cfg.Heartbeat), AllowPlaintext: cfg.AllowPlaintext,
 	}, transport.WithClientLogger(log), transport.WithClientRegisterer(reg))
 	if err != nil {
@@ -152,13 +152,14 @@ var datastoreDefaults = map[string]agent.DatastoreConfig{
 
 func newAgentBootstrapCommand() *cobra.Command {
 	var (
-		o       agent.DatastoreConfig
-		url     string
-		caFile  string
-		tokens  string
-		out     string
-		hostDir string
-		state   string
+		o         agent.DatastoreConfig
+		url       string
+		fallbacks []string
+		caFile    string
+		tokens    string
+		out       string
+		hostDir   string
+		state     string
 	)
 	cmd := &cobra.Command{
 		Use:   "bootstrap NAME --datastore TYPE --url URL --ca FILE --token-dir DIR --out DIR",
@@ -201,7 +202,7 @@ with the flags below; edit agent.yaml for anything else.`,
 			}
 			cfg := agent.Config{
 				Instance:            name,
-				Reconciler:          agent.Endpoint{URL: url, CAFile: filepath.Join(hostDir, "ca.pem")},
+				Reconciler:          agent.Endpoint{URL: url, CAFile: filepath.Join(hostDir, "ca.pem"), Fallbacks: fallbacks},
 				StateDir:            state,
 				EnrollmentTokenFile: filepath.Join(hostDir, "enrollment-token"),
 				Datastore:           ds,
@@ -257,6 +258,7 @@ with the flags below; edit agent.yaml for anything else.`,
 	f := cmd.Flags()
 	f.StringVar(&o.Type, "datastore", "", "mysql, mariadb, postgresql, mongodb, cassandra or manticore")
 	f.StringVar(&url, "url", "", "the reconciler's agent endpoint, https://host:port")
+	f.StringArrayVar(&fallbacks, "fallback-url", nil, "another replica's agent endpoint, tried when --url cannot be reached; repeatable")
 	f.StringVar(&caFile, "ca", "", "PEM CA that verifies the reconciler's endpoint")
 	f.StringVar(&tokens, "token-dir", "", "the reconciler's enrollment token directory")
 	f.StringVar(&out, "out", "", "directory to write the host's files into")

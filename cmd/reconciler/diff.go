@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/reconciler-dev/reconciler/sources"
 	"github.com/reconciler-dev/reconciler/sources/dir"
 	"github.com/reconciler-dev/reconciler/sources/git"
+	"github.com/reconciler-dev/reconciler/sources/signature"
 	"github.com/reconciler-dev/reconciler/specs"
 )
 
@@ -36,6 +38,9 @@ type diffFlags struct {
 	policyNamed    bool // --policy given: the directory must exist
 	git            gitFlags
 	api            apiFlags // --server: compare against what a running reconciler observed
+	verify         string   // --verify-commits: head or strict
+	allowedSigners string
+	gpgKeyring     string
 }
 
 // gitFlags reach a remote repository. Secrets come from the environment,
@@ -64,6 +69,14 @@ With --server URL it is against what a running reconciler observed: the
 documents it applied, with spec.ssl as the agents last verified it, so the
 plan shows drift (an instance whose datastore no longer serves TLS shows
 spec.ssl disabled -> enabled).
+
+With --verify-commits head (or strict) the revision planned must be signed
+by a key of --allowed-signers (SSH) or --gpg-keyring (GPG), as the daemon's
+source.git.verify checks before it applies anything; strict checks every
+commit since --base too, which must then be an ancestor of --rev (in a merge
+request pipeline, the merge base: GitLab's CI_MERGE_REQUEST_DIFF_BASE_SHA).
+An unverified revision is an error (exit 1) that names the commit and the
+reason.
 
 Exit status: 0 nothing to change and no denial; 2 changes; 3 a policy denies;
 1 an error (an invalid file, a policy that does not compile, an unreachable
@@ -99,6 +112,9 @@ RECONCILER_SSH_KEY_PASSPHRASE.`,
 	fl.StringVar(&f.fleetNamespace, "fleet-namespace", "fleet", "namespace of fleet-scope rules, which see input.instances")
 	fl.BoolVar(&f.builtinErrors, "show-builtin-errors", false, "make a failing Rego builtin (to_number(\"x\"), ...) an error instead of a rule that silently does not fire, as conftest's flag")
 	f.api.register(fl)
+	fl.StringVar(&f.verify, "verify-commits", "", "refuse a revision whose commits are not signed by a trusted key: head (the one planned) or strict (every commit since --base); needs --rev or a URL")
+	fl.StringVar(&f.allowedSigners, "allowed-signers", "", "OpenSSH allowed_signers file of the keys trusted to sign commits (gpg.format=ssh)")
+	fl.StringVar(&f.gpgKeyring, "gpg-keyring", "", "OpenPGP public keyring of the keys trusted to sign commits (gpg --export)")
 	fl.BoolVar(&f.prune, "prune", false, "plan instances removed from the fleet as deleted (certificate revoked, RPC key retired) rather than released")
 	fl.StringVar(&f.git.username, "git-username", "", "username for https remotes (password from RECONCILER_GIT_PASSWORD)")
 	fl.StringVar(&f.git.sshKey, "ssh-key", "", "private key file for ssh remotes")
@@ -122,9 +138,14 @@ func runDiff(ctx context.Context, stdout io.Writer, target string, f diffFlags) 
 		return fmt.Errorf("parse --output: unknown format %q; use text, json or markdown", f.format)
 	}
 
-	desired, base, err := openSnapshots(ctx, target, f)
+	desired, base, repo, err := openSnapshots(ctx, target, f)
 	if err != nil {
 		return err
+	}
+	if f.verify != "" {
+		if err := verifyRevision(ctx, repo, desired, base, f); err != nil {
+			return err
+		}
 	}
 	var observed []*specs.Instance
 	if f.api.server != "" {
@@ -184,38 +205,61 @@ func isRemote(target string) bool {
 // openSnapshots reads the desired and base states. A URL is cloned. A
 // directory's desired state is its working tree unless --rev names a
 // revision, so uncommitted edits show against --base.
-func openSnapshots(ctx context.Context, target string, f diffFlags) (desired, base *sources.Snapshot, err error) {
-	var repo *git.Source
+func openSnapshots(ctx context.Context, target string, f diffFlags) (desired, base *sources.Snapshot, repo *git.Source, err error) {
 	switch {
 	case isRemote(target):
 		opts, err := f.git.options()
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if repo, err = git.Clone(ctx, target, opts...); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	case f.rev != "" || f.base != "":
 		if repo, err = git.Open(ctx, target); err != nil {
-			return nil, nil, fmt.Errorf("--rev and --base need a git repository: %w", err)
+			return nil, nil, nil, fmt.Errorf("--rev and --base need a git repository: %w", err)
 		}
 	}
 
 	var src sources.Source = repo
 	if f.rev == "" && !isRemote(target) {
 		if src, err = dir.New(target); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	if desired, err = src.Snapshot(ctx, f.rev); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if f.base != "" {
 		if base, err = repo.Snapshot(ctx, f.base); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	return desired, base, nil
+	return desired, base, repo, nil
+}
+
+// verifyRevision refuses the revision planned unless its commits are
+// signed as --verify-commits asks.
+func verifyRevision(ctx context.Context, repo *git.Source, desired, base *sources.Snapshot, f diffFlags) error {
+	mode, err := signature.ParseMode(f.verify)
+	if err != nil || mode == signature.ModeOff {
+		return fmt.Errorf("diff: --verify-commits %q: use head or strict", f.verify)
+	}
+	if repo == nil || desired.Revision == "" || desired.Revision == "worktree" {
+		return errors.New("diff: --verify-commits checks commits: name one with --rev (a working tree has no signature)")
+	}
+	v, err := signature.New(signature.Config{AllowedSigners: f.allowedSigners, GPGKeyring: f.gpgKeyring})
+	if err != nil {
+		return fmt.Errorf("diff: %w (give --allowed-signers, --gpg-keyring or both)", err)
+	}
+	from := ""
+	if base != nil {
+		from = base.Revision
+	}
+	if _, err := repo.Verify(ctx, v, mode, from, desired.Revision); err != nil {
+		return fmt.Errorf("diff: refuse revision %s: %w", desired.Revision, err)
+	}
+	return nil
 }
 
 func (g gitFlags) options() ([]git.Option, error) {

@@ -155,7 +155,7 @@ old key keeps working.`,
 	}
 	rotate.Flags().BoolVar(&all, "all", false, "every instance with RPC encryption")
 	api.register(rotate.Flags())
-	cmd.AddCommand(rotate)
+	cmd.AddCommand(rotate, newKeysRewrapCommand())
 	return cmd
 }
 

@@ -66,6 +66,6 @@ Start with 'make demo', or 'reconciler diff' in a fleet repository.
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newAgentCommand(), newDiffCommand(), newInstanceCommand(), newKeysCommand(), newPolicyCommand(), newRunCommand(), newSchemaCommand(), newSSLCommand(), newVaultCommand(), newVersionCommand())
+	root.AddCommand(newAgentCommand(), newDiffCommand(), newInstanceCommand(), newKEKCommand(), newKeysCommand(), newPolicyCommand(), newRunCommand(), newSchemaCommand(), newSSLCommand(), newVaultCommand(), newVersionCommand())
 	return root
 }

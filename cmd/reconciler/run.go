@@ -14,20 +14,20 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/reconciler-dev/reconciler/agent"
 	"github.com/reconciler-dev/reconciler/agent/transport"
 	"github.com/reconciler-dev/reconciler/policy"
 	"github.com/reconciler-dev/reconciler/reconciler/api"
 	"github.com/reconciler-dev/reconciler/reconciler/config"
 	"github.com/reconciler-dev/reconciler/reconciler/controller"
+	"github.com/reconciler-dev/reconciler/reconciler/store/postgres"
 	"github.com/reconciler-dev/reconciler/reconciler/store/sqlite"
 	"github.com/reconciler-dev/reconciler/sources"
 	"github.com/reconciler-dev/reconciler/sources/dir"
 	"github.com/reconciler-dev/reconciler/sources/git"
+	"github.com/reconciler-dev/reconciler/sources/signature"
 	"github.com/reconciler-dev/reconciler/sources/webhook"
 	"github.com/reconciler-dev/reconciler/specs"
 	"github.com/reconciler-dev/reconciler/vault"
@@ -83,46 +83,30 @@ func runDaemon(ctx context.Context, file string, gf gitFlags, log *slog.Logger) 
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d := newService(cfg, log, reg)
 
 	providers, closeProviders, err := openProviders(ctx, cfg, log, reg)
 	if err != nil {
 		return err
 	}
 	defer closeProviders()
-	st, err := sqlite.Open(ctx, cfg.Store.SQLite.Path, sqlite.WithLogger(log))
-	if err != nil {
+	d.providers = providers
+	if d.source, d.revision, err = openSource(ctx, cfg, gf, log); err != nil {
 		return err
 	}
-	defer st.Close()
-	src, revision, err := openSource(ctx, cfg, gf, log)
-	if err != nil {
+	if d.verify, err = revisionCheck(cfg, d.source); err != nil {
 		return err
 	}
 	serving, caFile, err := servingTLS(ctx, cfg, providers)
 	if err != nil {
 		return err
 	}
-	tokens, err := transport.NewTokenDir(cfg.Agents.TokenDir)
-	if err != nil {
+	if d.tokens, err = transport.NewTokenDir(cfg.Agents.TokenDir); err != nil {
 		return err
 	}
-	var ctl *controller.Controller
-	agents := transport.NewServer(transport.WithTokens(tokens), transport.WithPlaintextAllowed(cfg.Agents.AllowPlaintext),
-		transport.WithServerLogger(log), transport.WithServerRegisterer(reg),
-		transport.WithStatusHook(func(ctx context.Context, s agent.Status) { ctl.AgentReported(ctx, s) }),
-		transport.WithKeyPromotedHook(func(ctx context.Context, name string, v uint32) { ctl.KeyPromoted(ctx, name, v) }))
-	ctl = controller.New(controller.Config{
-		Source: src, Revision: revision, Instances: cfg.Fleet.Instances, Policies: cfg.Fleet.Policies,
-		RequirePolicies: cfg.Fleet.RequirePolicies, PolicyOptions: policyOptions(cfg.Fleet), Defaults: defaults(cfg),
-		Providers: providers, Store: st, Agents: agents, Concurrency: cfg.Reconcile.Concurrency,
-		Poll: pollInterval(cfg), Resync: time.Duration(cfg.Reconcile.Resync), Prune: cfg.Reconcile.Prune,
-	}, controller.WithLogger(log), controller.WithRegisterer(reg))
-
-	apiTokens, err := api.LoadTokens(cfg.Tokens)
-	if err != nil {
+	if d.apiTokens, err = api.LoadTokens(cfg.Tokens); err != nil {
 		return err
 	}
-	routes := api.Routes{Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}
 	if g := cfg.Source.Git; g != nil && g.WebhookSecretFile != "" {
 		secret, err := os.ReadFile(g.WebhookSecretFile)
 		if err != nil {
@@ -132,8 +116,44 @@ func runDaemon(ctx context.Context, file string, gf gitFlags, log *slog.Logger) 
 		if err != nil {
 			return fmt.Errorf("configure webhooks: %w", err)
 		}
-		routes.Webhook = v.Handler(func(context.Context, webhook.Push) { ctl.Trigger() })
+		d.webhook = v.Handler(func(context.Context, webhook.Push) { d.trigger() })
 	}
+
+	// The store decides how the daemon leads: alone on SQLite, by
+	// election on PostgreSQL.
+	var reconcile func(ctx context.Context) error
+	stateDesc := ""
+	if pg := cfg.Store.Postgres; pg != nil {
+		dsn := pg.DSN
+		if pg.DSNFile != "" {
+			data, err := os.ReadFile(pg.DSNFile)
+			if err != nil {
+				return fmt.Errorf("read store.postgres.dsnFile: %w", err)
+			}
+			dsn = string(bytes.TrimSpace(data))
+		}
+		st, err := postgres.Open(ctx, dsn, postgres.WithLogger(log))
+		if err != nil {
+			return fmt.Errorf("open the PostgreSQL store: %w", err)
+		}
+		defer st.Close()
+		roots, err := replicaRoots(cfg, caFile)
+		if err != nil {
+			return err
+		}
+		d.leaders = newLeaderCache(st, cfg.Replicas.ID, roots, log)
+		reconcile = func(ctx context.Context) error { return d.replicate(ctx, st) }
+		stateDesc = "postgresql, replica " + cfg.Replicas.ID
+	} else {
+		st, err := sqlite.Open(ctx, cfg.Store.SQLite.Path, sqlite.WithLogger(log))
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		reconcile = func(ctx context.Context) error { return d.lead(ctx, st) }
+		stateDesc = cfg.Store.SQLite.Path
+	}
+
 	apiLn, err := net.Listen("tcp", cfg.Listen.API)
 	if err != nil {
 		return fmt.Errorf("listen for the API: %w", err)
@@ -144,25 +164,51 @@ func runDaemon(ctx context.Context, file string, gf gitFlags, log *slog.Logger) 
 		return fmt.Errorf("listen for agents: %w", err)
 	}
 	log.InfoContext(ctx, "reconciler started", "api", "https://"+apiLn.Addr().String(),
-		"agents", "https://"+agentsLn.Addr().String(), "ca", caFile, "state", cfg.Store.SQLite.Path)
+		"agents", "https://"+agentsLn.Addr().String(), "ca", caFile, "state", stateDesc)
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return ctl.Run(ctx) })
+	g.Go(func() error { return reconcile(ctx) })
 	g.Go(func() error {
-		return api.Serve(ctx, apiLn, api.NewHandler(ctl, apiTokens, routes), serving, time.Minute, 10*time.Second, log)
+		return api.Serve(ctx, apiLn, d.apiHandler(), serving, time.Minute, 10*time.Second, log)
 	})
 	g.Go(func() error {
-		return api.Serve(ctx, agentsLn, agents.Handler(), serving, transport.MaxWait+30*time.Second, 10*time.Second, log)
+		return api.Serve(ctx, agentsLn, d.agentsHandler(), serving, transport.MaxWait+30*time.Second, 10*time.Second, log)
 	})
-	if d, ok := src.(*dir.Source); ok {
+	if s, ok := d.source.(*dir.Source); ok {
 		g.Go(func() error {
-			if err := d.Watch(ctx, ctl.Trigger, log); err != nil {
+			if err := s.Watch(ctx, d.trigger, log); err != nil {
 				log.WarnContext(ctx, "cannot watch the fleet directory; polling only", "error", err)
 			}
 			return nil
 		})
 	}
 	return g.Wait()
+}
+
+// revisionCheck is what a git source's revisions must pass before they
+// are planned: a history that goes on from the last revision applied (a
+// force-push is refused until an operator accepts it), and, with
+// source.git.verify, the commits' signatures.
+func revisionCheck(cfg *config.Config, src sources.Source) (func(ctx context.Context, from, to string) error, error) {
+	g, ok := src.(*git.Source)
+	if !ok {
+		return nil, nil
+	}
+	var v *signature.Verifier
+	mode := signature.ModeOff
+	if vc := cfg.Source.Git.Verify; vc != nil {
+		var err error
+		if mode, err = signature.ParseMode(vc.Mode); err != nil {
+			return nil, fmt.Errorf("source.git.verify.mode: %w", err)
+		}
+		if v, err = signature.New(signature.Config{AllowedSigners: vc.AllowedSignersFile, GPGKeyring: vc.GPGKeyringFile}); err != nil {
+			return nil, fmt.Errorf("source.git.verify: %w", err)
+		}
+	}
+	return func(ctx context.Context, from, to string) error {
+		_, err := g.Verify(ctx, v, mode, from, to)
+		return err
+	}, nil
 }
 
 func pollInterval(cfg *config.Config) time.Duration {
@@ -255,7 +301,7 @@ func openSource(ctx context.Context, cfg *config.Config, gf gitFlags, log *slog.
 // default key provider; it writes the CA that agents and clients must
 // trust beside the store and returns its path.
 func servingTLS(ctx context.Context, cfg *config.Config, p controller.Providers) (*tls.Config, string, error) {
-	caFile := filepath.Join(filepath.Dir(cfg.Store.SQLite.Path), "reconciler-ca.pem")
+	caFile := filepath.Join(cfg.StateDir, "reconciler-ca.pem")
 	if cfg.TLS.CertFile != "" {
 		pair, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 		if err != nil {

@@ -37,16 +37,23 @@ type daemon struct {
 
 func startDaemon(t *testing.T) *daemon {
 	t.Helper()
+	return startDaemonOn(t, "source:\n  dir: {path: fleet}\n", func(dir string) {
+		os.MkdirAll(filepath.Join(dir, "fleet", "instances"), 0o755)
+		os.WriteFile(filepath.Join(dir, "fleet", "instances", "search.yaml"), []byte(runSearchInstance), 0o644)
+	})
+}
+
+// startDaemonOn starts the daemon with the source section source, once
+// prepare has laid out its directory.
+func startDaemonOn(t *testing.T, source string, prepare func(dir string)) *daemon {
+	t.Helper()
 	d := &daemon{dir: t.TempDir(), api: freeAddr(t), agents: freeAddr(t), logs: &syncBuffer{b: &bytes.Buffer{}}}
-	os.MkdirAll(filepath.Join(d.dir, "fleet", "instances"), 0o755)
-	os.WriteFile(filepath.Join(d.dir, "fleet", "instances", "search.yaml"), []byte(runSearchInstance), 0o644)
+	prepare(d.dir)
 	os.WriteFile(filepath.Join(d.dir, "kek"), []byte("CANARYkekCANARYkekCANARYkekCANARYkek0123456=\n"[:44]+"\n"), 0o600)
 	d.admin, d.viewer = "CANARY-admin-0123456789abcdef0123456789", "CANARY-viewer-0123456789abcdef012345678"
 	os.WriteFile(filepath.Join(d.dir, "admin.token"), []byte(d.admin), 0o600)
 	os.WriteFile(filepath.Join(d.dir, "viewer.token"), []byte(d.viewer), 0o600)
-	cfg := fmt.Sprintf(`source:
-  dir: {path: fleet}
-keyProvider:
+	cfg := source + fmt.Sprintf(`keyProvider:
   local: {kekFile: kek}
 listen: {api: %q, agents: %q}
 tokens:
