@@ -16,7 +16,6 @@ import (
 
 	"github.com/reconciler-dev/reconciler/reconciler/config"
 	"github.com/reconciler-dev/reconciler/reconciler/store"
-	"github.com/reconciler-dev/reconciler/reconciler/store/postgres"
 	"github.com/reconciler-dev/reconciler/reconciler/store/sqlite"
 	"github.com/reconciler-dev/reconciler/vault"
 	"github.com/reconciler-dev/reconciler/vault/local"
@@ -126,17 +125,9 @@ func rewrapStore(cmd *cobra.Command, cfg *config.Config, rotateMaster bool, log 
 // new, empty store would report success on a mistyped path.
 func openStateStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, func(), error) {
 	if pg := cfg.Store.Postgres; pg != nil {
-		dsn := pg.DSN
-		if pg.DSNFile != "" {
-			data, err := os.ReadFile(pg.DSNFile)
-			if err != nil {
-				return nil, nil, fmt.Errorf("read store.postgres.dsnFile: %w", err)
-			}
-			dsn = string(bytes.TrimSpace(data))
-		}
-		st, err := postgres.Open(ctx, dsn, postgres.WithLogger(log))
+		st, err := openPostgres(ctx, pg, log)
 		if err != nil {
-			return nil, nil, fmt.Errorf("open the PostgreSQL store: %w", err)
+			return nil, nil, err
 		}
 		return st, st.Close, nil
 	}

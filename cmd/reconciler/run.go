@@ -124,17 +124,9 @@ func runDaemon(ctx context.Context, file string, gf gitFlags, log *slog.Logger) 
 	var reconcile func(ctx context.Context) error
 	stateDesc := ""
 	if pg := cfg.Store.Postgres; pg != nil {
-		dsn := pg.DSN
-		if pg.DSNFile != "" {
-			data, err := os.ReadFile(pg.DSNFile)
-			if err != nil {
-				return fmt.Errorf("read store.postgres.dsnFile: %w", err)
-			}
-			dsn = string(bytes.TrimSpace(data))
-		}
-		st, err := postgres.Open(ctx, dsn, postgres.WithLogger(log))
+		st, err := openPostgres(ctx, pg, log)
 		if err != nil {
-			return fmt.Errorf("open the PostgreSQL store: %w", err)
+			return err
 		}
 		defer st.Close()
 		roots, err := replicaRoots(cfg, caFile)
@@ -183,6 +175,24 @@ func runDaemon(ctx context.Context, file string, gf gitFlags, log *slog.Logger) 
 		})
 	}
 	return g.Wait()
+}
+
+// openPostgres opens the PostgreSQL store, its connection string read
+// from store.postgres.dsn or dsnFile.
+func openPostgres(ctx context.Context, pg *config.PostgresStore, log *slog.Logger) (*postgres.Store, error) {
+	dsn := pg.DSN
+	if pg.DSNFile != "" {
+		data, err := os.ReadFile(pg.DSNFile)
+		if err != nil {
+			return nil, fmt.Errorf("read store.postgres.dsnFile: %w", err)
+		}
+		dsn = string(bytes.TrimSpace(data))
+	}
+	st, err := postgres.Open(ctx, dsn, postgres.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("open the PostgreSQL store: %w", err)
+	}
+	return st, nil
 }
 
 // revisionCheck is what a git source's revisions must pass before they

@@ -3,12 +3,9 @@ package postgres
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"regexp"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -20,44 +17,10 @@ import (
 var embedded embed.FS
 
 // migration is one step of the schema, from migrations/NNNN_name.sql.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
+type migration = store.Migration
 
-var migrationName = regexp.MustCompile(`^([0-9]{4})_([a-z0-9_]+)\.sql$`)
-
-// loadMigrations reads the migrations at the root of fsys. It refuses a
-// file not named NNNN_name.sql and versions that do not run 1, 2, 3, ...
-// without a gap: a misnamed migration would otherwise be skipped without a
-// word.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	entries, err := fs.ReadDir(fsys, ".")
-	if err != nil {
-		return nil, fmt.Errorf("read migrations: %w", err)
-	}
-	var out []migration
-	for _, e := range entries { // ReadDir sorts by name, so by version
-		m := migrationName.FindStringSubmatch(e.Name())
-		if m == nil || e.IsDir() {
-			return nil, fmt.Errorf("read migrations: %q is not named NNNN_name.sql", e.Name())
-		}
-		version, _ := strconv.Atoi(m[1])
-		if want := len(out) + 1; version != want {
-			return nil, fmt.Errorf("read migrations: %s has version %d, want %d", e.Name(), version, want)
-		}
-		text, err := fs.ReadFile(fsys, e.Name())
-		if err != nil {
-			return nil, fmt.Errorf("read migrations: %w", err)
-		}
-		out = append(out, migration{version: version, name: m[2], sql: string(text)})
-	}
-	if len(out) == 0 {
-		return nil, errors.New("read migrations: none found")
-	}
-	return out, nil
-}
+// loadMigrations reads the migrations at the root of fsys.
+func loadMigrations(fsys fs.FS) ([]migration, error) { return store.LoadMigrations(fsys) }
 
 func embeddedMigrations() ([]migration, error) {
 	sub, err := fs.Sub(embedded, "migrations")
@@ -81,7 +44,7 @@ const createMigrationsTable = `CREATE TABLE schema_migrations (
 // replicas opening one database at once apply each migration once, and
 // wait for each other rather than fail on each other's tables.
 func migrate(ctx context.Context, pool *pgxpool.Pool, ms []migration, log *slog.Logger) (int, error) {
-	newest := ms[len(ms)-1].version
+	newest := ms[len(ms)-1].Version
 	for {
 		applied, current, err := step(ctx, pool, ms)
 		if err != nil {
@@ -90,8 +53,8 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, ms []migration, log *slog.
 		if applied == nil {
 			return current, nil
 		}
-		log.Info("applied state store migration", "version", applied.version, "name", applied.name)
-		if applied.version == newest {
+		log.Info("applied state store migration", "version", applied.Version, "name", applied.Name)
+		if applied.Version == newest {
 			return newest, nil
 		}
 	}
@@ -101,7 +64,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, ms []migration, log *slog.
 // and returns it (nil when the schema is up to date) with the version the
 // database is at.
 func step(ctx context.Context, pool *pgxpool.Pool, ms []migration) (*migration, int, error) {
-	newest := ms[len(ms)-1].version
+	newest := ms[len(ms)-1].Version
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return nil, 0, fmt.Errorf("begin migration: %w", err)
@@ -133,14 +96,14 @@ func step(ctx context.Context, pool *pgxpool.Pool, ms []migration) (*migration, 
 		return nil, current, nil
 	}
 	m := ms[current]
-	if _, err := tx.Exec(ctx, m.sql); err != nil {
-		return nil, 0, fmt.Errorf("apply migration %04d_%s: %w", m.version, m.name, err)
+	if _, err := tx.Exec(ctx, m.SQL); err != nil {
+		return nil, 0, fmt.Errorf("apply migration %04d_%s: %w", m.Version, m.Name, err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
-		return nil, 0, fmt.Errorf("record migration %04d_%s: %w", m.version, m.name, err)
+	if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+		return nil, 0, fmt.Errorf("record migration %04d_%s: %w", m.Version, m.Name, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return nil, 0, fmt.Errorf("commit migration %04d_%s: %w", m.version, m.name, err)
+		return nil, 0, fmt.Errorf("commit migration %04d_%s: %w", m.Version, m.Name, err)
 	}
-	return &m, m.version, nil
+	return &m, m.Version, nil
 }

@@ -40,7 +40,7 @@ func allVersions(t *testing.T) []int {
 	}
 	var out []int
 	for _, m := range ms {
-		out = append(out, m.version)
+		out = append(out, m.Version)
 	}
 	return out
 }

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"regexp"
-	"strconv"
 	"time"
 
 	"github.com/reconciler-dev/reconciler/reconciler/store"
@@ -18,44 +16,10 @@ import (
 var embedded embed.FS
 
 // migration is one step of the schema, from migrations/NNNN_name.sql.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
+type migration = store.Migration
 
-var migrationName = regexp.MustCompile(`^([0-9]{4})_([a-z0-9_]+)\.sql$`)
-
-// loadMigrations reads the migrations at the root of fsys. It refuses a
-// file not named NNNN_name.sql and versions that do not run 1, 2, 3, ...
-// without a gap: a misnamed migration would otherwise be skipped without a
-// word.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	entries, err := fs.ReadDir(fsys, ".")
-	if err != nil {
-		return nil, fmt.Errorf("read migrations: %w", err)
-	}
-	var out []migration
-	for _, e := range entries { // ReadDir sorts by name, so by version
-		m := migrationName.FindStringSubmatch(e.Name())
-		if m == nil || e.IsDir() {
-			return nil, fmt.Errorf("read migrations: %q is not named NNNN_name.sql", e.Name())
-		}
-		version, _ := strconv.Atoi(m[1])
-		if want := len(out) + 1; version != want {
-			return nil, fmt.Errorf("read migrations: %s has version %d, want %d", e.Name(), version, want)
-		}
-		text, err := fs.ReadFile(fsys, e.Name())
-		if err != nil {
-			return nil, fmt.Errorf("read migrations: %w", err)
-		}
-		out = append(out, migration{version: version, name: m[2], sql: string(text)})
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("read migrations: none found")
-	}
-	return out, nil
-}
+// loadMigrations reads the migrations at the root of fsys.
+func loadMigrations(fsys fs.FS) ([]migration, error) { return store.LoadMigrations(fsys) }
 
 const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
     version    INTEGER NOT NULL PRIMARY KEY,
@@ -71,7 +35,7 @@ const selectSchemaVersion = `SELECT coalesce(max(version), 0) FROM schema_migrat
 // version is read again inside each transaction, so two processes opening
 // one file at once apply each migration once.
 func migrate(ctx context.Context, db *sql.DB, ms []migration, log *slog.Logger) (int, error) {
-	newest := ms[len(ms)-1].version
+	newest := ms[len(ms)-1].Version
 	if _, err := db.ExecContext(ctx, createMigrationsTable); err != nil {
 		return 0, fmt.Errorf("create schema_migrations: %w", err)
 	}
@@ -88,7 +52,7 @@ func migrate(ctx context.Context, db *sql.DB, ms []migration, log *slog.Logger) 
 			return 0, err
 		}
 		if applied {
-			log.Info("applied state store migration", "version", m.version, "name", m.name)
+			log.Info("applied state store migration", "version", m.Version, "name", m.Name)
 		}
 	}
 	return newest, nil
@@ -98,25 +62,25 @@ func migrate(ctx context.Context, db *sql.DB, ms []migration, log *slog.Logger) 
 func apply(ctx context.Context, db *sql.DB, m migration, newest int) (bool, error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return false, fmt.Errorf("begin migration %04d_%s: %w", m.version, m.name, err)
+		return false, fmt.Errorf("begin migration %04d_%s: %w", m.Version, m.Name, err)
 	}
 	defer tx.Rollback()
 	var current int
 	if err := tx.QueryRowContext(ctx, selectSchemaVersion).Scan(&current); err != nil {
 		return false, fmt.Errorf("read schema version: %w", err)
 	}
-	if err := checkVersion(current, newest); err != nil || current >= m.version {
+	if err := checkVersion(current, newest); err != nil || current >= m.Version {
 		return false, err
 	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return false, fmt.Errorf("apply migration %04d_%s: %w", m.version, m.name, err)
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return false, fmt.Errorf("apply migration %04d_%s: %w", m.Version, m.Name, err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-		m.version, m.name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
-		return false, fmt.Errorf("record migration %04d_%s: %w", m.version, m.name, err)
+		m.Version, m.Name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+		return false, fmt.Errorf("record migration %04d_%s: %w", m.Version, m.Name, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("commit migration %04d_%s: %w", m.version, m.name, err)
+		return false, fmt.Errorf("commit migration %04d_%s: %w", m.Version, m.Name, err)
 	}
 	return true, nil
 }

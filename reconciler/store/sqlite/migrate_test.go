@@ -68,8 +68,8 @@ func TestMigrationsAreAppliedOnce(t *testing.T) {
 		}
 	}
 	got := schemaVersions(t, path)
-	if len(got) != len(ms) || got[len(got)-1] != ms[len(ms)-1].version {
-		t.Errorf("schema_migrations holds %v, want 1 to %d once each", got, ms[len(ms)-1].version)
+	if len(got) != len(ms) || got[len(got)-1] != ms[len(ms)-1].Version {
+		t.Errorf("schema_migrations holds %v, want 1 to %d once each", got, ms[len(ms)-1].Version)
 	}
 	if n := strings.Count(logs.String(), "applied state store migration"); n != len(ms) {
 		t.Errorf("%d migrations logged over three opens, want %d:\n%s", n, len(ms), logs.String())
