@@ -105,7 +105,7 @@ func FuzzParse(f *testing.F) {
 
 // TestExamplesLoad keeps examples/reconciler true to the parser.
 func TestExamplesLoad(t *testing.T) {
-	for _, f := range []string{"../../examples/reconciler/local.yaml", "../../examples/reconciler/production.yaml"} {
+	for _, f := range []string{"../../examples/reconciler/local.yaml", "../../examples/reconciler/production.yaml", "../../examples/reconciler/replicas.yaml"} {
 		if _, err := Load(f); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
