@@ -13,8 +13,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/reconciler-dev/reconciler/reconciler/config"
+	"github.com/reconciler-dev/reconciler/reconciler/rekey"
 	"github.com/reconciler-dev/reconciler/reconciler/store"
 	"github.com/reconciler-dev/reconciler/reconciler/store/postgres"
 	"github.com/reconciler-dev/reconciler/reconciler/store/sqlite"
@@ -144,7 +146,7 @@ func (f *keyFixture) keys(t *testing.T, st store.Store) map[string]string {
 	for _, r := range recs {
 		for _, k := range r.Keys {
 			prefix, _, _ := strings.Cut(string(k.Wrapped), ":v")
-			v, _ := masterVersion(k.Wrapped)
+			v, _ := rekey.MasterVersion(k.Wrapped)
 			got[fmt.Sprintf("%s/%d", r.Name, k.Version)] = fmt.Sprintf("%s:v%d, recorded %d, %s", prefix, v, k.MasterVersion, k.State)
 		}
 	}
@@ -413,13 +415,13 @@ func TestRewrapKeys(t *testing.T) {
 		// meanwhile changes the store between the first Rewrap and its
 		// Update, as the reconciler may.
 		meanwhile func(t *testing.T, f *keyFixture, st store.Store, p *local.Provider)
-		want      rewrapResult
+		want      rekey.Result
 		wantKeys  map[string]string
 		wantNames []string // the records left; nil: all three
 	}{
 		{
 			name: "every key moves to the newest version",
-			want: rewrapResult{rewrapped: 3},
+			want: rekey.Result{Rewrapped: 3},
 			wantKeys: map[string]string{
 				"billing-db/1": "local:v3, recorded 3, current",
 				"billing-db/2": "local:v3, recorded 3, next",
@@ -434,7 +436,7 @@ func TestRewrapKeys(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			want: rewrapResult{rewrapped: 2, gone: 1},
+			want: rekey.Result{Rewrapped: 2, Gone: 1},
 			wantKeys: map[string]string{
 				"billing-db/2": "local:v3, recorded 3, current",
 				"orders-db/1":  "local:v3, recorded 3, current",
@@ -453,7 +455,7 @@ func TestRewrapKeys(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			want: rewrapResult{rewrapped: 2, current: 1},
+			want: rekey.Result{Rewrapped: 2, Current: 1},
 			wantKeys: map[string]string{
 				"billing-db/1": "local:v3, recorded 3, current",
 				"billing-db/2": "local:v3, recorded 3, next",
@@ -467,7 +469,7 @@ func TestRewrapKeys(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			want:      rewrapResult{rewrapped: 1, gone: 2},
+			want:      rekey.Result{Rewrapped: 1, Gone: 2},
 			wantKeys:  map[string]string{"orders-db/1": "local:v3, recorded 3, current"},
 			wantNames: []string{"orders-db", "search-db"},
 		},
@@ -486,9 +488,9 @@ func TestRewrapKeys(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			want: rewrapResult{rewrapped: 2, failed: []rewrapFailure{{
-				instance: "billing-db", version: 2,
-				reason: `rewrap key for "billing-db": the wrapped key does not authenticate: it was wrapped for another instance, by another state directory, or tampered with: denied by the key provider`,
+			want: rekey.Result{Rewrapped: 2, Failed: []rekey.Failure{{
+				Instance: "billing-db", Version: 2,
+				Reason: `rewrap key for "billing-db": the wrapped key does not authenticate: it was wrapped for another instance, by another state directory, or tampered with: denied by the key provider`,
 			}}},
 			wantKeys: map[string]string{
 				"billing-db/1": "local:v3, recorded 3, current",
@@ -512,11 +514,11 @@ func TestRewrapKeys(t *testing.T) {
 			if tt.meanwhile != nil {
 				w.meanwhile = func() { tt.meanwhile(t, f, st, p) }
 			}
-			got, err := rewrapKeys(t.Context(), st, w)
+			got, err := rekey.Rewrap(t.Context(), st, w)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(rewrapResult{}, rewrapFailure{})); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("rewrapKeys (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tt.wantKeys, f.keys(t, st)); diff != "" {
@@ -633,26 +635,4 @@ replicas:
 		t.Errorf("stored keys after the rewrap (-want +got):\n%s", diff)
 	}
 	f.unwrapsAll(t, st, c)
-}
-
-func TestMasterVersion(t *testing.T) {
-	tests := []struct {
-		wrapped string
-		want    int
-		ok      bool
-	}{
-		{"local:v3:AAAA", 3, true},
-		{"vault:v12:AAAA", 12, true},
-		{"vault:v0:AAAA", 0, false},
-		{"vault:vx:AAAA", 0, false},
-		{"local:v7", 0, false},
-		{"other:v1:AAAA", 0, false},
-		{"", 0, false},
-	}
-	for _, tt := range tests {
-		v, ok := masterVersion([]byte(tt.wrapped))
-		if v != tt.want || ok != tt.ok {
-			t.Errorf("masterVersion(%q) = %d, %t; want %d, %t", tt.wrapped, v, ok, tt.want, tt.ok)
-		}
-	}
 }

@@ -1,20 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/reconciler-dev/reconciler/reconciler/config"
+	"github.com/reconciler-dev/reconciler/reconciler/rekey"
 	"github.com/reconciler-dev/reconciler/reconciler/store"
 	"github.com/reconciler-dev/reconciler/reconciler/store/sqlite"
 	"github.com/reconciler-dev/reconciler/vault"
@@ -102,20 +100,20 @@ func rewrapStore(cmd *cobra.Command, cfg *config.Config, rotateMaster bool, log 
 		}
 		fmt.Fprintf(out, "Rotated the master key of the %s key provider.\n", cfg.KeyProvider.Default)
 	}
-	res, err := rewrapKeys(ctx, st, kw)
-	for _, f := range res.failed {
-		fmt.Fprintf(errOut, "%s: RPC key version %d: %s\n", f.instance, f.version, f.reason)
+	res, err := rekey.Rewrap(ctx, st, kw)
+	for _, f := range res.Failed {
+		fmt.Fprintf(errOut, "%s: RPC key version %d: %s\n", f.Instance, f.Version, f.Reason)
 	}
-	fmt.Fprintf(out, "%d rewrapped, %d already current, %d failed", res.rewrapped, res.current, len(res.failed))
-	if res.gone > 0 {
-		fmt.Fprintf(out, ", %d removed meanwhile", res.gone)
+	fmt.Fprintf(out, "%d rewrapped, %d already current, %d failed", res.Rewrapped, res.Current, len(res.Failed))
+	if res.Gone > 0 {
+		fmt.Fprintf(out, ", %d removed meanwhile", res.Gone)
 	}
 	fmt.Fprintln(out)
 	if err != nil {
 		return fmt.Errorf("keys rewrap: %w", err)
 	}
-	if n := len(res.failed); n > 0 {
-		return fmt.Errorf("keys rewrap: %d of %d keys failed", n, res.rewrapped+res.current+res.gone+n)
+	if n := len(res.Failed); n > 0 {
+		return fmt.Errorf("keys rewrap: %d of %d keys failed", n, res.Rewrapped+res.Current+res.Gone+n)
 	}
 	return nil
 }
@@ -140,160 +138,4 @@ func openStateStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		return nil, nil, err
 	}
 	return st, func() { st.Close() }, nil
-}
-
-// rewrapResult counts what rewrapKeys did with each stored key.
-type rewrapResult struct {
-	rewrapped int // written back under a newer master key version
-	current   int // already under the newest
-	gone      int // removed by the reconciler meanwhile
-	failed    []rewrapFailure
-}
-
-type rewrapFailure struct {
-	instance string
-	version  uint32
-	reason   string
-}
-
-// rewrapKeys has kw rewrap every wrapped key of every record in st and
-// writes back those it moved to a newer master key version. A key that
-// fails is counted and the walk goes on; the error is for the walk
-// itself (the store cannot list, ctx ended).
-func rewrapKeys(ctx context.Context, st store.Store, kw vault.KeyWrapper) (rewrapResult, error) {
-	var res rewrapResult
-	recs, err := st.List(ctx)
-	if err != nil {
-		return res, err
-	}
-	for _, r := range recs {
-		for _, k := range r.Keys {
-			if err := ctx.Err(); err != nil {
-				return res, err
-			}
-			outcome, err := rewrapKey(ctx, st, kw, r.Name, k)
-			switch {
-			case err != nil:
-				res.failed = append(res.failed, rewrapFailure{instance: r.Name, version: k.Version, reason: scrub(err.Error(), k.Wrapped)})
-			case outcome == keyRewrapped:
-				res.rewrapped++
-			case outcome == keyCurrent:
-				res.current++
-			case outcome == keyGone:
-				res.gone++
-			}
-		}
-	}
-	return res, nil
-}
-
-type rewrapOutcome int
-
-const (
-	keyRewrapped rewrapOutcome = iota + 1
-	keyCurrent
-	keyGone
-)
-
-// rewrapAttempts bounds how often one key is rewrapped again because the
-// reconciler changed it between the read and the write.
-const rewrapAttempts = 3
-
-// errKeyChanged is swapWrapped's refusal: the stored key is no longer the
-// one rewrapped.
-var errKeyChanged = errors.New("the key changed in the store since it was read")
-
-// rewrapKey rewraps instance's key k and, unless it is already under the
-// newest master key version, stores the result in place of k, if k is
-// still what is stored. The key provider is called before the store's
-// transaction, which only compares and swaps. A key the reconciler
-// replaced meanwhile (same version, a promotion or a new wrap) is
-// rewrapped in turn; one it removed is keyGone.
-func rewrapKey(ctx context.Context, st store.Store, kw vault.KeyWrapper, instance string, k store.WrappedKey) (rewrapOutcome, error) {
-	for attempt := 1; ; attempt++ {
-		fresh, err := kw.Rewrap(ctx, instance, k.Wrapped)
-		if err != nil {
-			return 0, err
-		}
-		v, ok := masterVersion(fresh)
-		if !ok {
-			return 0, errors.New("the key provider's rewrapped key names no master key version")
-		}
-		if old, ok := masterVersion(k.Wrapped); ok && old == v && k.MasterVersion == v {
-			return keyCurrent, nil
-		}
-		_, err = st.Update(ctx, instance, func(r *store.Record) error { return swapWrapped(r, k, fresh, v) })
-		if err == nil {
-			return keyRewrapped, nil
-		}
-		if !errors.Is(err, errKeyChanged) || attempt == rewrapAttempts {
-			return 0, fmt.Errorf("store the rewrapped key: %w", err)
-		}
-		r, err := st.Get(ctx, instance)
-		if errors.Is(err, store.ErrNotFound) {
-			return keyGone, nil
-		}
-		if err != nil {
-			return 0, fmt.Errorf("read the key again: %w", err)
-		}
-		i := keyIndex(r, k.Version)
-		if i < 0 {
-			return keyGone, nil
-		}
-		k = r.Keys[i] // what the reconciler wrote: rewrap that instead
-	}
-}
-
-// swapWrapped replaces the wrapped bytes of r's key version k.Version by
-// fresh, under master key version v, if they are still k's: the key was
-// not replaced, removed or rewrapped since it was read. It changes r only,
-// as store.Update's fn must.
-func swapWrapped(r *store.Record, k store.WrappedKey, fresh []byte, v int) error {
-	i := keyIndex(r, k.Version)
-	if i < 0 || !bytes.Equal(r.Keys[i].Wrapped, k.Wrapped) {
-		return errKeyChanged
-	}
-	r.Keys[i].Wrapped = bytes.Clone(fresh)
-	r.Keys[i].MasterVersion = v
-	return nil
-}
-
-func keyIndex(r *store.Record, version uint32) int {
-	for i, k := range r.Keys {
-		if k.Version == version {
-			return i
-		}
-	}
-	return -1
-}
-
-// masterVersion reads the master key version N from a wrapped key in the
-// key providers' formats, "local:v<N>:..." (vault/local) and
-// "vault:v<N>:..." (Vault transit): what the store records beside it.
-func masterVersion(wrapped []byte) (int, bool) {
-	for _, prefix := range []string{"local:v", "vault:v"} {
-		rest, ok := bytes.CutPrefix(wrapped, []byte(prefix))
-		if !ok {
-			continue
-		}
-		ver, _, ok := bytes.Cut(rest, []byte(":"))
-		if !ok {
-			return 0, false
-		}
-		v, err := strconv.Atoi(string(ver))
-		if err != nil || v < 1 {
-			return 0, false
-		}
-		return v, true
-	}
-	return 0, false
-}
-
-// scrub keeps a wrapped key out of an error message a key provider may
-// have quoted it in.
-func scrub(msg string, wrapped []byte) string {
-	if len(wrapped) == 0 {
-		return msg
-	}
-	return strings.ReplaceAll(msg, string(wrapped), "[wrapped key]")
 }
