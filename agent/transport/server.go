@@ -385,6 +385,13 @@ func (s *Server) heard(ctx context.Context, inst *instance, h rpc.Header, st age
 	if h.Sealed() {
 		inst.pending = nil // the agent holds its key: no more retries of its enrollment
 	}
+	if d := inst.desired; d != nil && d.Bundle != nil && h.Sealed() && st.Generation >= d.Generation {
+		// The agent has the generation: its private key leaves this
+		// process's memory now, not at the next publish.
+		kept := *d
+		kept.Bundle, kept.Withheld = nil, "the certificate was delivered and is no longer held; the reconciler publishes a new generation if it is needed again"
+		inst.desired = &kept
+	}
 	promoted := uint32(0)
 	if h.Sealed() && inst.next != 0 && h.KeyVersion == inst.next {
 		ring := inst.session.Keys()
@@ -493,6 +500,16 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, "bad_proof")
 		return
 	}
+	inst.mu.Lock()
+	version := inst.session.Keys().Current()
+	key := inst.keys[version]
+	inst.mu.Unlock()
+	if version == 0 {
+		// Before the token is used up: the agent comes back once the
+		// instance has its key.
+		fail(http.StatusConflict, "no_key")
+		return
+	}
 	// One-time: the stored token is gone before the key leaves. A retry
 	// after a lost reply uses the copy kept for the grace period.
 	if err := s.tokens.Consume(ctx, name); err != nil {
@@ -502,13 +519,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 	}
 	inst.mu.Lock()
 	inst.pending, inst.pendingUntil = token, s.now().Add(enrollGrace)
-	version := inst.session.Keys().Current()
-	key := inst.keys[version]
 	inst.mu.Unlock()
-	if version == 0 {
-		fail(http.StatusConflict, "no_key")
-		return
-	}
 	delivery, err := rpc.SealKeyFor(pub, name, token, version, key)
 	if err != nil {
 		s.log.ErrorContext(ctx, "cannot seal key for agent", "instance", name, "error", err)

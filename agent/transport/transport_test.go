@@ -637,3 +637,63 @@ func TestFallbackEndpoints(t *testing.T) {
 		t.Error("a plain http fallback was accepted")
 	}
 }
+
+// TestDeliveredBundleIsDropped checks that the private key leaves the
+// server's memory once the agent reports the generation it came in.
+func TestDeliveredBundleIsDropped(t *testing.T) {
+	f := newFixture(t)
+	c := f.enrolled("orders-db", key(1, 0x11))
+	if err := f.server.Publish("orders-db", agent.Desired{Generation: 2, SSL: true, Bundle: testBundle("0a:0b", []byte("-----BEGIN PRIVATE KEY-----"))}); err != nil {
+		t.Fatal(err)
+	}
+	held := func() bool {
+		inst := f.server.lookup("orders-db")
+		inst.mu.Lock()
+		defer inst.mu.Unlock()
+		return inst.desired.Bundle != nil
+	}
+	got, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db", Phase: agent.Active, Generation: 1})
+	if err != nil || got == nil || got.Bundle == nil {
+		t.Fatalf("poll = %+v, %v; want the bundle", got, err)
+	}
+	if !held() {
+		t.Fatal("the bundle was dropped before the agent reported it")
+	}
+	if _, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db", Phase: agent.Active, Generation: 2, SSL: true, Verified: true}); err != nil {
+		t.Fatal(err)
+	}
+	if held() {
+		t.Error("the server still holds the private key after the agent reported its generation")
+	}
+}
+
+// TestEnrollmentBeforeTheKeyKeepsTheToken checks that an agent that comes
+// before its instance has an RPC key is turned away without using up its
+// token, and enrolls with it once the key is there.
+func TestEnrollmentBeforeTheKeyKeepsTheToken(t *testing.T) {
+	f := newFixture(t)
+	if err := f.server.Register("orders-db", Keys{}); err != nil {
+		t.Fatal(err)
+	}
+	token, err := f.tokens.Issue("orders-db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.client("orders-db", f.host(token))
+	status := agent.Status{Instance: "orders-db", Phase: agent.Pending}
+	if _, err := c.Poll(context.Background(), status); err == nil || !strings.Contains(err.Error(), "no_key") {
+		t.Fatalf("enrollment before the key = %v, want no_key", err)
+	}
+	if _, err := f.tokens.Token(context.Background(), "orders-db"); err != nil {
+		t.Fatalf("the token after a no_key refusal: %v, want it kept", err)
+	}
+	if err := f.server.Rotate("orders-db", *key(1, 0x11)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Poll(context.Background(), status); err != nil {
+		t.Fatalf("enrollment once the key is there: %v", err)
+	}
+	if c.KeyVersion() != 1 {
+		t.Errorf("key version %d, want 1", c.KeyVersion())
+	}
+}

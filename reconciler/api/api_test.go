@@ -157,3 +157,47 @@ func TestServeHTTPSAndPlainHTTPGets400(t *testing.T) {
 		t.Errorf("Serve after cancel: %v, want nil", err)
 	}
 }
+
+// TestHTTP1Only checks that the agents' listener refuses HTTP/2 in ALPN,
+// and that the API's offers it.
+func TestHTTP1Only(t *testing.T) {
+	ca := datastoretest.NewCA(t)
+	cert := ca.Issue(t, "reconciler", "127.0.0.1")
+	pair, err := tls.X509KeyPair(append(cert.CertPEM, cert.ChainPEM...), cert.Key.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		opts []ServeOption
+		want string
+	}{
+		{"default", nil, "h2"},
+		{"HTTP1Only", []ServeOption{HTTP1Only()}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				done <- Serve(ctx, ln, http.NotFoundHandler(), &tls.Config{Certificates: []tls.Certificate{pair}}, time.Minute, time.Second, nil, c.opts...)
+			}()
+			defer func() { cancel(); <-done }()
+			conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: ca.Pool(t), NextProtos: []string{"h2", "http/1.1"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			got := conn.ConnectionState().NegotiatedProtocol
+			if got == "http/1.1" {
+				got = ""
+			}
+			if got != c.want {
+				t.Errorf("negotiated %q, want %q", conn.ConnectionState().NegotiatedProtocol, c.want)
+			}
+		})
+	}
+}

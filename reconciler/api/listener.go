@@ -14,7 +14,7 @@ import (
 // Serve serves h on ln over TLS with cfg until ctx is done, then shuts
 // down gracefully (waiting up to grace for requests in flight). A long
 // poll handler needs writeTimeout above its longest wait.
-func Serve(ctx context.Context, ln net.Listener, h http.Handler, cfg *tls.Config, writeTimeout, grace time.Duration, log *slog.Logger) error {
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, cfg *tls.Config, writeTimeout, grace time.Duration, log *slog.Logger, opts ...ServeOption) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -31,6 +31,9 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, cfg *tls.Config
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug), // TLS handshake noise from scanners
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	for _, o := range opts {
+		o(srv)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.ServeTLS(ln, "", "") }()
@@ -49,4 +52,19 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, cfg *tls.Config
 		return fmt.Errorf("shut down %s: %w", ln.Addr(), err)
 	}
 	return nil
+}
+
+// ServeOption tunes Serve's server.
+type ServeOption func(*http.Server)
+
+// HTTP1Only serves HTTP/1.1 alone, no HTTP/2: for the agents' endpoint,
+// where each agent holds one long poll at a time on a connection of its
+// own, and HTTP/2 would only add its buffers and a goroutine per
+// connection (at 10,000 agents, hundreds of megabytes).
+func HTTP1Only() ServeOption {
+	return func(s *http.Server) {
+		var p http.Protocols
+		p.SetHTTP1(true)
+		s.Protocols = &p
+	}
 }
