@@ -68,12 +68,15 @@ fuzz: ## Run every fuzz target of every package for FUZZTIME each (default 30s)
 	done
 
 .PHONY: bench
-bench: vault ## Go benchmarks, then diff on a 10,000-instance fleet against conftest and a bare loop
+bench: vault ## Go benchmarks, diff on a 10,000-instance fleet against conftest and a bare loop, the daemon under 10,000 agents
 	$(GO) test -run '^$$' -bench . -benchmem ./specs ./policy ./reconciler/... ./vault/... ./agent/rpc ./agent/transport
 	$(GO) test -run '^$$' -bench CommitToVerified -benchtime 20x ./cmd/reconciler
 	@# A one-file commit against a full resync of a 10,000-instance git fleet.
 	$(GO) test -run '^$$' -bench OneFileCommit -benchtime 10x ./reconciler/controller
+	@# A rollout of 1,000 instances through the real Vault against a bare loop of its Vault calls.
+	$(GO) test -run '^$$' -bench RolloutThroughVault -benchtime 3x -timeout 30m ./reconciler/controller
 	bash bench/run.sh
+	bash bench/agents.sh
 
 .PHONY: clean
 clean: ## Remove build outputs and benchmark fleets
