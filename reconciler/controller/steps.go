@@ -278,6 +278,7 @@ func (c *Controller) confirmed(ctx context.Context, name string, p *pending, rec
 		}
 		c.mu.Lock()
 		delete(c.appliedSpec, name)
+		c.appliedChanges++
 		c.mu.Unlock()
 		c.cfg.Agents.Unregister(name)
 		c.mu.Lock()
@@ -322,6 +323,7 @@ func (c *Controller) applied(ctx context.Context, name, revision string, spec *s
 	}
 	c.mu.Lock()
 	c.appliedSpec[name] = spec
+	c.appliedChanges++
 	c.mu.Unlock()
 	c.setPhase(name, "", "")
 	return nil
