@@ -376,17 +376,22 @@ func (c *Controller) sync(ctx context.Context, all bool) bool {
 		return true // read fine; the refusal is reported, and the next poll looks again
 	}
 	var fp string
+	paths := c.changed(ctx, snap.Revision, all)
 	if _, history := c.cfg.Source.(sources.ChangeLister); !history {
 		fp = fingerprint(snap.FS, c.cfg.Instances, c.cfg.Policies)
 		c.mu.Lock()
-		same := fp != "" && fp == c.fingerprint && c.revision == snap.Revision && c.appliedChanges == c.plannedChanges
+		files := fp != "" && fp == c.fingerprint && c.revision == snap.Revision
+		same := files && c.appliedChanges == c.plannedChanges
 		c.mu.Unlock()
 		if same && !all {
 			return true // nothing was written since the last plan
 		}
+		if files && !all {
+			paths = []string{} // only what was applied moved: plan from the files as read
+		}
 	}
 	applied, planned := c.appliedSpecs()
-	p, err := c.planner.Plan(ctx, snap, applied, c.changed(ctx, snap.Revision, all))
+	p, err := c.planner.Plan(ctx, snap, applied, paths)
 	if err != nil {
 		c.log.ErrorContext(ctx, "cannot plan the fleet", "revision", snap.Revision, "error", err)
 		return false

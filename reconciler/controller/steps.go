@@ -67,6 +67,16 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 	if done, err := c.confirm(ctx, name, rec); done || err != nil {
 		return err
 	}
+	// A plan made before the instance's last applied state was recorded
+	// would undo it (a create of what was just created): wait for the
+	// plan that confirmation asked for.
+	c.mu.Lock()
+	stale := c.appliedSpec[name] != pi.Observed
+	c.mu.Unlock()
+	if stale {
+		c.Trigger()
+		return nil
+	}
 	// publish, when the plan, a renewal or drift asks for it, and once
 	// the agent is there to take it: no certificate is issued for a host
 	// that has no agent yet.
