@@ -12,6 +12,12 @@
 // given with WithAuth; ssh host keys are always checked against a
 // known_hosts file.
 //
+// Verify checks what moving the fleet from one revision to another brings
+// in: that the history goes on (a revision that does not descend from the
+// last one applied wraps ErrRewritten), and, with a signature.Verifier,
+// that the new commit (head mode) or every new commit (strict mode) is
+// signed by a trusted key. The daemon calls it before it plans anything.
+//
 // What newcomers get wrong:
 //
 //   - Open reads commits, not the working tree. An edited, uncommitted
