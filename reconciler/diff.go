@@ -55,18 +55,12 @@ func Diff(ctx context.Context, in DiffInput) (*plan.Plan, error) {
 		}
 	}
 
-	var problems []plan.Problem
 	var eval plan.Evaluator
-	engine, err := loadPolicies(ctx, in)
-	var perr *policy.Error
-	switch {
-	case errors.As(err, &perr):
-		for _, p := range perr.Problems {
-			problems = append(problems, plan.Problem{File: p.File, Line: p.Line, Message: p.Message})
-		}
-	case err != nil:
+	engine, problems, err := loadPolicies(ctx, in)
+	if err != nil {
 		return nil, err
-	case engine != nil:
+	}
+	if engine != nil {
 		eval = engine
 	}
 
@@ -79,14 +73,23 @@ func Diff(ctx context.Context, in DiffInput) (*plan.Plan, error) {
 }
 
 // loadPolicies returns the engine, or nil when there is no policy
-// directory and none is required.
-func loadPolicies(ctx context.Context, in DiffInput) (*policy.Engine, error) {
+// directory and none is required; policies that do not compile give no
+// engine and their problems, for the plan.
+func loadPolicies(ctx context.Context, in DiffInput) (*policy.Engine, []plan.Problem, error) {
 	if _, err := fs.Stat(in.Desired.FS, in.Policies); errors.Is(err, fs.ErrNotExist) && !in.RequirePolicies {
-		return nil, nil
+		return nil, nil, nil
 	}
 	engine, err := policy.Load(ctx, in.Desired.FS, in.Policies, in.PolicyOptions...)
-	if err != nil {
-		return nil, fmt.Errorf("load policies: %w", err)
+	var perr *policy.Error
+	if errors.As(err, &perr) {
+		problems := make([]plan.Problem, len(perr.Problems))
+		for i, p := range perr.Problems {
+			problems[i] = plan.Problem{File: p.File, Line: p.Line, Message: p.Message}
+		}
+		return nil, problems, nil
 	}
-	return engine, nil
+	if err != nil {
+		return nil, nil, fmt.Errorf("load policies: %w", err)
+	}
+	return engine, nil, nil
 }

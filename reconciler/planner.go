@@ -2,7 +2,6 @@ package reconciler
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -53,18 +52,10 @@ func (pl *Planner) Plan(ctx context.Context, snap *sources.Snapshot, observed []
 		if next.fleet, err = specs.Load(ctx, snap.FS, pl.in.Instances, specs.WithDefaults(pl.in.Defaults)); err != nil {
 			return nil, fmt.Errorf("load desired state: %w", err)
 		}
-		engine, err := loadPolicies(ctx, DiffInput{Desired: snap, Policies: pl.in.Policies, RequirePolicies: pl.in.RequirePolicies,
-			PolicyOptions: pl.in.PolicyOptions})
-		var perr *policy.Error
-		switch {
-		case errors.As(err, &perr):
-			for _, p := range perr.Problems {
-				next.problems = append(next.problems, plan.Problem{File: p.File, Line: p.Line, Message: p.Message})
-			}
-		case err != nil:
+		in := pl.in
+		in.Desired = snap
+		if next.engine, next.problems, err = loadPolicies(ctx, in); err != nil {
 			return nil, err
-		default:
-			next.engine = engine
 		}
 	}
 	opts := pl.in.Plan
