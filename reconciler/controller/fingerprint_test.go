@@ -71,3 +71,50 @@ func TestAnUnchangedDirectoryIsNotPlannedAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestAStalePlanIsNotActedOn checks that a plan made before the
+// instance's last applied state was recorded publishes nothing (it would
+// issue the certificate just confirmed again), and asks for a new plan.
+func TestAStalePlanIsNotActedOn(t *testing.T) {
+	ctx := context.Background()
+	fleet := t.TempDir()
+	file := filepath.Join(fleet, "instances", "search.yaml")
+	os.MkdirAll(filepath.Dir(file), 0o755)
+	os.WriteFile(file, []byte("apiVersion: reconciler/v1\nkind: Instance\nmetadata: {name: search-db}\nspec:\n  datastore: {type: manticore, version: \"6.3\"}\n  hosts: [127.0.0.1]\n  ssl: enabled\n"), 0o644)
+	src, err := dir.New(fleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c := New(Config{Source: src, Instances: "instances", Policies: "policies", Store: st, Agents: transport.NewServer()})
+	if !c.sync(ctx, false) {
+		t.Fatal("sync failed")
+	}
+	select {
+	case <-c.trigger: // drain
+	default:
+	}
+	// The instance is applied after the plan was made, as when a
+	// confirmation commits while a re-plan reads the fleet.
+	c.mu.Lock()
+	c.appliedSpec["search-db"] = c.plan["search-db"].Desired
+	c.mu.Unlock()
+	if err := c.reconcile(ctx, "search-db"); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	own := c.views["search-db"] // what the turn decided, before the agent's report is composed in
+	c.mu.Unlock()
+	if own.Phase != "" || own.Message != "" {
+		t.Errorf("a stale plan was acted on: %s: %s", own.Phase, own.Message)
+	}
+	select {
+	case <-c.trigger:
+	default:
+		t.Error("a stale plan did not ask for a new one")
+	}
+}
