@@ -2,7 +2,10 @@ package sqlite
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,5 +89,143 @@ func TestUpdateWaitsForAnotherProcess(t *testing.T) {
 	}
 	if waited := time.Since(start); waited < 150*time.Millisecond {
 		t.Errorf("Update returned after %s, before the other writer let go", waited)
+	}
+}
+
+// TestGroupCommit queues writes behind another process's lock, so that
+// they are committed together, and checks that each is applied (or, the
+// one whose fn fails, not) as if it were alone.
+func TestGroupCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	conn, err := raw(t, path).Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	const writers = 20
+	errFn := errors.New("fn refused")
+	results := make([]error, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, results[i] = s.Update(context.Background(), fmt.Sprintf("db-%02d", i%5), func(r *store.Record) error {
+				if i == 7 {
+					r.Generation = 1000 // not written: fn fails
+					return errFn
+				}
+				r.Generation++
+				r.AddHistory(store.Applied{Revision: fmt.Sprint(i), Generation: r.Generation})
+				return nil
+			})
+		}()
+	}
+	time.Sleep(200 * time.Millisecond) // the first write waits for the lock, the rest for it
+	before := s.commits.Load()
+	if _, err := conn.ExecContext(context.Background(), "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i, err := range results {
+		if want := error(nil); i == 7 {
+			if !errors.Is(err, errFn) {
+				t.Errorf("write %d: err %v, want its fn's error", i, err)
+			}
+		} else if err != want {
+			t.Errorf("write %d: %v", i, err)
+		}
+	}
+	if commits := s.commits.Load() - before; commits >= writers-1 {
+		t.Errorf("%d writes took %d commits: not grouped", writers-1, commits)
+	}
+	recs, err := s.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint64{}
+	for _, r := range recs {
+		got[r.Name] = r.Generation
+		if len(r.History) != int(r.Generation) {
+			t.Errorf("%s: generation %d with %d history entries", r.Name, r.Generation, len(r.History))
+		}
+	}
+	want := map[string]uint64{"db-00": 4, "db-01": 4, "db-02": 3, "db-03": 4, "db-04": 4} // write 7 (db-02) failed
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("generations after the group commit (-want +got):\n%s", diff)
+	}
+}
+
+// TestWriteGivenUpBeforeItsTurn checks that a write whose context ends
+// while it waits is not made.
+func TestWriteGivenUpBeforeItsTurn(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	conn, err := raw(t, path).Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	go func() {
+		_, err := s.Update(context.Background(), "first", func(r *store.Record) error { r.Generation++; return nil })
+		first <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // first holds the committer, waiting for the lock
+	ctx, cancel := context.WithCancel(context.Background())
+	second := make(chan error, 1)
+	go func() {
+		_, err := s.Update(ctx, "second", func(r *store.Record) error { r.Generation++; return nil })
+		second <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	if err := <-second; !errors.Is(err, context.Canceled) {
+		t.Errorf("a write given up while it waited: err %v, want context.Canceled", err)
+	}
+	if _, err := conn.ExecContext(context.Background(), "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(context.Background(), "second"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get of the write given up: %v, want ErrNotFound", err)
+	}
+}
+
+// TestStatementsArePrepared checks that every query of the store prepares
+// against the real schema: one that did not would run, slower, unprepared.
+func TestStatementsArePrepared(t *testing.T) {
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, c := range []struct {
+		name    string
+		stmts   statements
+		queries []string
+	}{{"writer", s.writeStmts, writeQueries()}, {"readers", s.readStmts, readQueries()}} {
+		for _, q := range c.queries {
+			if c.stmts[q] == nil {
+				t.Errorf("%s: not prepared: %s", c.name, q)
+			}
+		}
 	}
 }

@@ -14,9 +14,10 @@ import (
 // everyInstance asks load for all records.
 const everyInstance = ""
 
-// querier is what load needs of a transaction.
+// querier is what load and save need of a transaction.
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 // read is one of load's four queries.
@@ -151,15 +152,20 @@ func load(ctx context.Context, q querier, name string) ([]store.Record, error) {
 	return recs, nil
 }
 
+// query is the read's SQL and arguments for one instance, or every one
+// for everyInstance.
+func (rd read) query(name string) (string, []any) {
+	if name == everyInstance {
+		return fmt.Sprintf(rd.sql, ""), nil
+	}
+	return fmt.Sprintf(rd.sql, " WHERE "+rd.column+" = ?"), []any{name}
+}
+
 // run runs the read, filtered on one instance unless name is
 // everyInstance, and calls scan for each row.
 func (rd read) run(ctx context.Context, q querier, name string, scan func(*sql.Rows) error) error {
-	var args []any
-	filter := ""
-	if name != everyInstance {
-		filter, args = " WHERE "+rd.column+" = ?", []any{name}
-	}
-	rows, err := q.QueryContext(ctx, fmt.Sprintf(rd.sql, filter), args...)
+	query, args := rd.query(name)
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", rd.table, err)
 	}
@@ -178,7 +184,7 @@ func (rd read) run(ctx context.Context, q querier, name string, scan func(*sql.R
 // save writes r, which store.Prepare has checked, over what was stored:
 // the instance row is upserted, its keys, certificate and history
 // replaced.
-func save(ctx context.Context, tx *sql.Tx, r *store.Record) error {
+func save(ctx context.Context, tx querier, r *store.Record) error {
 	status, err := json.Marshal(r.Status)
 	if err != nil {
 		return fmt.Errorf("encode status: %w", err)
@@ -192,7 +198,38 @@ func save(ctx context.Context, tx *sql.Tx, r *store.Record) error {
 		inFlight = string(data)
 	}
 	// uint64 goes into SQLite's signed INTEGER bit for bit.
-	if _, err := tx.ExecContext(ctx, `INSERT INTO instances
+	if _, err := tx.ExecContext(ctx, upsertInstance,
+		r.Name, r.AppliedRevision, timeText(r.AppliedAt), nonNil(r.AppliedSpec), int64(r.Generation), r.PreviousSerial,
+		string(status), int64(r.Watermarks.Sent), int64(r.Watermarks.Received), timeText(r.UpdatedAt), inFlight); err != nil {
+		return fmt.Errorf("write instance: %w", err)
+	}
+	for _, clear := range clearParts {
+		if _, err := tx.ExecContext(ctx, clear, r.Name); err != nil {
+			return fmt.Errorf("clear %s: %w", strings.Fields(clear)[2], err)
+		}
+	}
+	for _, k := range r.Keys {
+		if _, err := tx.ExecContext(ctx, insertKey, r.Name, k.Version, k.Wrapped, k.MasterVersion, string(k.State)); err != nil {
+			return fmt.Errorf("write rpc_keys: %w", err)
+		}
+	}
+	if c := r.Certificate; c != nil {
+		if _, err := tx.ExecContext(ctx, insertCertificate,
+			r.Name, c.Serial, c.Fingerprint, timeText(c.NotBefore), timeText(c.NotAfter), string(c.State)); err != nil {
+			return fmt.Errorf("write certificates: %w", err)
+		}
+	}
+	for i, a := range r.History {
+		if _, err := tx.ExecContext(ctx, insertHistory, r.Name, i, a.Revision, int64(a.Generation), timeText(a.At)); err != nil {
+			return fmt.Errorf("write history: %w", err)
+		}
+	}
+	return nil
+}
+
+// The statements of save.
+const (
+	upsertInstance = `INSERT INTO instances
     (name, applied_revision, applied_at, applied_spec, generation, previous_serial, status, sent, received, updated_at, in_flight)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (name) DO UPDATE SET
@@ -205,50 +242,40 @@ ON CONFLICT (name) DO UPDATE SET
     sent = excluded.sent,
     received = excluded.received,
     updated_at = excluded.updated_at,
-    in_flight = excluded.in_flight`,
-		r.Name, r.AppliedRevision, timeText(r.AppliedAt), nonNil(r.AppliedSpec), int64(r.Generation), r.PreviousSerial,
-		string(status), int64(r.Watermarks.Sent), int64(r.Watermarks.Received), timeText(r.UpdatedAt), inFlight); err != nil {
-		return fmt.Errorf("write instance: %w", err)
-	}
+    in_flight = excluded.in_flight`
+	insertKey         = `INSERT INTO rpc_keys (instance, version, wrapped, master_version, state) VALUES (?, ?, ?, ?, ?)`
+	insertCertificate = `INSERT INTO certificates (instance, serial, fingerprint, not_before, not_after, state) VALUES (?, ?, ?, ?, ?, ?)`
+	insertHistory     = `INSERT INTO history (instance, position, revision, generation, applied_at) VALUES (?, ?, ?, ?, ?)`
+	deleteInstance    = `DELETE FROM instances WHERE name = ?`
+)
 
-	for _, table := range []string{"rpc_keys", "certificates", "history"} {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE instance = ?`, r.Name); err != nil {
-			return fmt.Errorf("clear %s: %w", table, err)
-		}
-	}
-	if len(r.Keys) > 0 {
-		args := make([]any, 0, 5*len(r.Keys))
-		for _, k := range r.Keys {
-			args = append(args, r.Name, k.Version, k.Wrapped, k.MasterVersion, string(k.State))
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO rpc_keys (instance, version, wrapped, master_version, state) VALUES `+
-			placeholders(len(r.Keys), 5), args...); err != nil {
-			return fmt.Errorf("write rpc_keys: %w", err)
-		}
-	}
-	if c := r.Certificate; c != nil {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO certificates (instance, serial, fingerprint, not_before, not_after, state)
-VALUES (?, ?, ?, ?, ?, ?)`, r.Name, c.Serial, c.Fingerprint, timeText(c.NotBefore), timeText(c.NotAfter), string(c.State)); err != nil {
-			return fmt.Errorf("write certificates: %w", err)
-		}
-	}
-	if len(r.History) > 0 {
-		args := make([]any, 0, 5*len(r.History))
-		for i, a := range r.History {
-			args = append(args, r.Name, i, a.Revision, int64(a.Generation), timeText(a.At))
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO history (instance, position, revision, generation, applied_at) VALUES `+
-			placeholders(len(r.History), 5), args...); err != nil {
-			return fmt.Errorf("write history: %w", err)
-		}
-	}
-	return nil
+// clearParts empties an instance's rows of the tables save replaces.
+var clearParts = []string{
+	`DELETE FROM rpc_keys WHERE instance = ?`,
+	`DELETE FROM certificates WHERE instance = ?`,
+	`DELETE FROM history WHERE instance = ?`,
 }
 
-// placeholders is "(?, ?), (?, ?)" for rows rows of cols columns.
-func placeholders(rows, cols int) string {
-	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
-	return strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
+// readQueries and writeQueries are what the readers and the writer run,
+// prepared when the store opens.
+func readQueries() []string {
+	var qs []string
+	for _, rd := range []read{readInstances, readKeys, readCertificates, readHistory} {
+		one, _ := rd.query("x")
+		all, _ := rd.query(everyInstance)
+		qs = append(qs, one, all)
+	}
+	return qs
+}
+
+func writeQueries() []string {
+	qs := []string{upsertInstance, insertKey, insertCertificate, insertHistory, deleteInstance, savepoint, rollbackTo, release}
+	qs = append(qs, clearParts...)
+	for _, rd := range []read{readInstances, readKeys, readCertificates, readHistory} {
+		one, _ := rd.query("x") // Update reads the record it changes
+		qs = append(qs, one)
+	}
+	return qs
 }
 
 // timeText is t as stored: RFC 3339 in UTC, NULL for the zero time.
