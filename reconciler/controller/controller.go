@@ -108,6 +108,7 @@ type Controller struct {
 	// holds, kept here so that a plan does not read the store.
 	appliedSpec map[string]*specs.Instance
 	planner     *reconciler.Planner // used by the sync loop only
+	planOptions plan.Options        // the planner's, for re-planning one instance
 	// fingerprint is, for a source without history (a directory), the
 	// names, sizes and times of the files last planned: a poll that finds
 	// them the same plans nothing.
@@ -188,9 +189,10 @@ func New(cfg Config, opts ...Option) *Controller {
 	c := &Controller{cfg: cfg, now: time.Now, queue: newQueue(), trigger: make(chan struct{}, 1),
 		plan: map[string]*plan.Instance{}, seenAt: map[string]time.Time{}, pending: map[string]*pending{},
 		views: map[string]View{}, registered: map[string]bool{}, reports: map[string]report{}, appliedSpec: map[string]*specs.Instance{}}
+	c.planOptions = plan.Options{Prune: cfg.Prune}
 	c.planner = reconciler.NewPlanner(reconciler.DiffInput{Instances: cfg.Instances, Policies: cfg.Policies,
 		RequirePolicies: cfg.RequirePolicies, PolicyOptions: cfg.PolicyOptions, Defaults: cfg.Defaults,
-		Plan: plan.Options{Prune: cfg.Prune}})
+		Plan: c.planOptions})
 	for _, o := range opts {
 		o(c)
 	}
@@ -405,6 +407,11 @@ func (c *Controller) sync(ctx context.Context, all bool) bool {
 	}
 	c.revision, c.problems, c.fingerprint = snap.Revision, p.Problems, fp
 	c.plannedChanges = planned
+	if planned != c.appliedChanges {
+		// Something was applied while the plan was made, which it does not
+		// reflect: plan again.
+		defer c.Trigger()
+	}
 	c.source = SourceState{Revision: snap.Revision}
 	old := c.plan
 	p.Instances = append(p.Instances, heldUnapplied(old, p)...)

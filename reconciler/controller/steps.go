@@ -258,10 +258,15 @@ func (c *Controller) confirm(ctx context.Context, name string, rec *store.Record
 	}
 	c.forget(name)
 	c.metrics.latency.Observe(c.now().Sub(p.seenAt).Seconds())
-	// The plan this turn started from was made against the state before
-	// the confirmation; if the desired state moved on while the generation
-	// was in flight, plan again rather than act on it.
-	c.Trigger()
+	// applied re-planned the instance against what it recorded, unless the
+	// desired state moved on while the generation was in flight (or it was
+	// a prune): then the fleet is planned again rather than acted on.
+	c.mu.Lock()
+	stale := c.plan[name] == nil || c.plan[name].Observed != c.appliedSpec[name]
+	c.mu.Unlock()
+	if stale {
+		c.Trigger()
+	}
 	return true, nil
 }
 
@@ -333,7 +338,17 @@ func (c *Controller) applied(ctx context.Context, name, revision string, spec *s
 	}
 	c.mu.Lock()
 	c.appliedSpec[name] = spec
-	c.appliedChanges++
+	c.appliedChanges++ // the plan is stale: the next read plans again
+	if pi := c.plan[name]; pi != nil && pi.Desired == spec {
+		// Unless the plan's own document was applied: then only this
+		// instance's plan changes, and planning the fleet again would find
+		// nothing else. A plan being made meanwhile is made again (sync).
+		again := pi.Against(spec, c.planOptions)
+		c.plan[name] = &again
+		if c.plannedChanges == c.appliedChanges-1 {
+			c.plannedChanges = c.appliedChanges
+		}
+	}
 	c.mu.Unlock()
 	c.setPhase(name, "", "")
 	return nil

@@ -157,6 +157,20 @@ func Compute(ctx context.Context, desired *specs.Fleet, observed []*specs.Instan
 	return p, nil
 }
 
+// Against returns the instance's plan made again from the same desired
+// state and verdict against observed, in place of i.Observed: what is
+// left to do once the desired state has been applied, without planning
+// the fleet. A held instance stays held, with observed as its state.
+// i.Desired and observed must not both be nil.
+func (i *Instance) Against(observed *specs.Instance, opts Options) Instance {
+	if i.Held != "" {
+		out := *i
+		out.Observed = observed
+		return out
+	}
+	return planOne(observed, i.Desired, i.Policy, opts)
+}
+
 // planOne plans one instance; old or desired may be nil, not both.
 func planOne(old, desired *specs.Instance, v policy.Verdict, opts Options) Instance {
 	any := desired

@@ -287,3 +287,43 @@ func TestMapPathQuotesAwkwardKeys(t *testing.T) {
 		t.Errorf("mapPath = %s, want %s", got, want)
 	}
 }
+
+// TestAgainst checks that re-planning one instance against a new observed
+// state agrees with planning the fleet against it.
+func TestAgainst(t *testing.T) {
+	files := map[string]string{
+		"a.yaml": instance("orders"),
+		"b.yaml": instance("billing", "ssl: enabled", "ssl: disabled"),
+		"c.yaml": instance("audit"),
+	}
+	ctx := context.Background()
+	old := fleet(t, map[string]string{"b.yaml": instance("billing")}).Instances
+	desired := fleet(t, files)
+	deny := denyNames{"audit": true}
+	first, err := Compute(ctx, desired, old, deny, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Everything desired is applied: the fleet planned again against it.
+	want, err := Compute(ctx, desired, desired.Instances, deny, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range first.Instances {
+		pi := &first.Instances[i]
+		if pi.Change == None {
+			t.Fatalf("%s: the first plan changes nothing; the test needs a change", pi.Name)
+		}
+		got := pi.Against(pi.Desired, Options{})
+		if diff := cmp.Diff(want.Instances[i], got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s: Against the applied state (-Compute +Against):\n%s", pi.Name, diff)
+		}
+		if got.Change != None || len(got.Actions) != 0 {
+			t.Errorf("%s: Against the applied state = %s %v, want nothing left to do", pi.Name, got.Change, got.Actions)
+		}
+	}
+	held := Instance{Name: "orders", Change: None, Held: "a.yaml has errors", Observed: old[0]}
+	if got := held.Against(desired.Instances[0], Options{}); got.Held != held.Held || got.Observed != desired.Instances[0] || got.Change != None {
+		t.Errorf("a held instance Against a new state = %+v, want it held, with the new state observed", got)
+	}
+}
