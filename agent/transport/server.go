@@ -72,6 +72,19 @@ func WithKeyPromotedHook(f func(ctx context.Context, instance string, version ui
 	return func(s *Server) { s.onPromoted = f }
 }
 
+// WithEnrollWait sets how long an enrollment with a valid token is held
+// while its instance is not registered or has no RPC key yet, to be
+// answered the moment the key is there (default DefaultEnrollWait; 0
+// answers at once). An agent set up before the reconciler made its
+// instance's key then enrolls without a retry.
+func WithEnrollWait(d time.Duration) ServerOption {
+	return func(s *Server) { s.enrollWait = max(d, 0) }
+}
+
+// DefaultEnrollWait is how long an enrollment waits for its instance's
+// key by default: well within the 30 seconds a Client waits for the answer.
+const DefaultEnrollWait = 20 * time.Second
+
 // WithServerClock replaces time.Now for the sessions, for tests.
 func WithServerClock(now func() time.Time) ServerOption { return func(s *Server) { s.now = now } }
 
@@ -86,6 +99,7 @@ type Server struct {
 	now            func() time.Time
 	onStatus       func(context.Context, agent.Status)
 	onPromoted     func(context.Context, string, uint32)
+	enrollWait     time.Duration
 
 	rpcMetrics  *rpc.Metrics
 	lastSeen    *prometheus.GaugeVec
@@ -93,6 +107,9 @@ type Server struct {
 
 	mu        sync.RWMutex
 	instances map[string]*instance
+	// registered is closed and replaced when an instance is registered,
+	// for enrollments waiting for theirs.
+	registered chan struct{}
 }
 
 // instance is the server's state for one agent.
@@ -125,7 +142,7 @@ const maxPollBody = 64 << 10
 
 // NewServer returns a server with no instances.
 func NewServer(opts ...ServerOption) *Server {
-	s := &Server{now: time.Now, instances: map[string]*instance{}}
+	s := &Server{now: time.Now, instances: map[string]*instance{}, registered: make(chan struct{}), enrollWait: DefaultEnrollWait}
 	for _, o := range opts {
 		o(s)
 	}
@@ -184,6 +201,8 @@ func (s *Server) Register(name string, keys Keys, opts ...rpc.Option) error {
 		return fmt.Errorf("register instance %q: already registered", name)
 	}
 	s.instances[name] = &instance{name: name, session: sess, keys: held, next: next, changed: make(chan struct{})}
+	close(s.registered)
+	s.registered = make(chan struct{})
 	return nil
 }
 
@@ -457,6 +476,10 @@ func (inst *instance) wake() {
 	inst.changed = make(chan struct{})
 }
 
+// enroll trades a one-time token for the instance's current key. A
+// request whose proof holds is kept waiting (enrollWait) while the
+// instance is not registered or has no key yet; its token is used up only
+// when the key is sent.
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	name := r.PathValue("instance")
@@ -465,33 +488,39 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 		s.log.WarnContext(ctx, "agent enrollment refused", "instance", name, "result", result)
 		refuse(w, code, result)
 	}
-	inst := s.lookup(name)
-	if inst == nil {
-		fail(http.StatusNotFound, "unknown_instance")
-		return
-	}
 	var req rpc.KeyRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxEnrollBody)).Decode(&req); err != nil {
 		fail(http.StatusBadRequest, "malformed")
 		return
 	}
+	inst := s.lookup(name)
 	if s.tokens == nil {
-		fail(http.StatusForbidden, "no_token")
+		if inst == nil {
+			fail(http.StatusNotFound, "unknown_instance")
+		} else {
+			fail(http.StatusForbidden, "no_token")
+		}
 		return
 	}
-	inst.mu.Lock()
-	token := inst.pending
-	if s.now().After(inst.pendingUntil) {
-		token = nil
+	var token vault.Secret
+	if inst != nil {
+		inst.mu.Lock()
+		if !s.now().After(inst.pendingUntil) {
+			token = inst.pending
+		}
+		inst.mu.Unlock()
 	}
-	inst.mu.Unlock()
 	if token == nil {
 		var err error
 		if token, err = s.tokens.Token(ctx, name); err != nil {
 			if !isNotExist(err) {
 				s.log.ErrorContext(ctx, "cannot read enrollment token", "instance", name, "error", err)
 			}
-			fail(http.StatusForbidden, "no_token")
+			if inst == nil {
+				fail(http.StatusNotFound, "unknown_instance")
+			} else {
+				fail(http.StatusForbidden, "no_token")
+			}
 			return
 		}
 	}
@@ -500,11 +529,16 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, "bad_proof")
 		return
 	}
-	inst.mu.Lock()
-	version := inst.session.Keys().Current()
-	key := inst.keys[version]
-	inst.mu.Unlock()
-	if version == 0 {
+	// The token is good, so the operator bootstrapped this agent: wait
+	// for the instance and its key rather than send it away to retry.
+	inst, version, key, ok := s.keyFor(ctx, name)
+	switch {
+	case ctx.Err() != nil:
+		return
+	case inst == nil:
+		fail(http.StatusNotFound, "unknown_instance")
+		return
+	case !ok:
 		// Before the token is used up: the agent comes back once the
 		// instance has its key.
 		fail(http.StatusConflict, "no_key")
@@ -530,4 +564,33 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 	s.log.InfoContext(ctx, "agent enrolled", "instance", name, "key_version", version)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Write(delivery)
+}
+
+// keyFor returns the instance and its current key, waiting up to
+// enrollWait for it to be registered and keyed; ok is false (and inst nil
+// if it was never registered) when the wait ran out or ctx ended.
+func (s *Server) keyFor(ctx context.Context, name string) (inst *instance, version uint32, key vault.Secret, ok bool) {
+	timer := time.NewTimer(s.enrollWait)
+	defer timer.Stop()
+	for {
+		s.mu.RLock()
+		inst, changed := s.instances[name], s.registered
+		s.mu.RUnlock()
+		if inst != nil {
+			inst.mu.Lock()
+			version = inst.session.Keys().Current()
+			key, changed = inst.keys[version], inst.changed
+			inst.mu.Unlock()
+			if version != 0 {
+				return inst, version, key, true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return inst, 0, nil, false
+		case <-timer.C:
+			return inst, 0, nil, false
+		case <-changed:
+		}
+	}
 }

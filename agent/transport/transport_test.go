@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/reconciler-dev/reconciler/agent"
 	"github.com/reconciler-dev/reconciler/agent/rpc"
@@ -671,7 +672,7 @@ func TestDeliveredBundleIsDropped(t *testing.T) {
 // before its instance has an RPC key is turned away without using up its
 // token, and enrolls with it once the key is there.
 func TestEnrollmentBeforeTheKeyKeepsTheToken(t *testing.T) {
-	f := newFixture(t)
+	f := newFixture(t, WithEnrollWait(0))
 	if err := f.server.Register("orders-db", Keys{}); err != nil {
 		t.Fatal(err)
 	}
@@ -695,5 +696,61 @@ func TestEnrollmentBeforeTheKeyKeepsTheToken(t *testing.T) {
 	}
 	if c.KeyVersion() != 1 {
 		t.Errorf("key version %d, want 1", c.KeyVersion())
+	}
+}
+
+// TestEnrollmentWaitsForTheKey checks that an agent with a good token
+// that comes before its instance is registered, or before it has a key,
+// is held and answered as soon as the key is there: one request, no
+// refusal to retry after.
+func TestEnrollmentWaitsForTheKey(t *testing.T) {
+	for _, registered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("registered=%v", registered), func(t *testing.T) {
+			f := newFixture(t)
+			if registered {
+				if err := f.server.Register("orders-db", Keys{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			token, err := f.tokens.Issue("orders-db")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := f.client("orders-db", f.host(token))
+			const delay = 200 * time.Millisecond
+			go func() {
+				time.Sleep(delay)
+				if !registered {
+					if err := f.server.Register("orders-db", Keys{}); err != nil {
+						t.Error(err)
+					}
+					time.Sleep(delay / 4)
+				}
+				if err := f.server.Rotate("orders-db", *key(1, 0x11)); err != nil {
+					t.Error(err)
+				}
+			}()
+			start := time.Now()
+			if _, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db", Phase: agent.Pending}); err != nil {
+				t.Fatalf("enrollment held for the key: %v", err)
+			}
+			if waited := time.Since(start); waited < delay {
+				t.Errorf("answered after %s, before the key was there", waited)
+			}
+			if c.KeyVersion() != 1 {
+				t.Errorf("key version %d, want 1", c.KeyVersion())
+			}
+			if _, err := f.tokens.Token(context.Background(), "orders-db"); !isNotExist(err) {
+				t.Errorf("the token after the enrollment: %v, want it used up", err)
+			}
+			if got := testutil.ToFloat64(f.server.enrollments.WithLabelValues("ok")); got != 1 {
+				t.Errorf("ok enrollments = %v, want 1", got)
+			}
+			for _, refused := range []string{"no_key", "unknown_instance"} {
+				if got := testutil.ToFloat64(f.server.enrollments.WithLabelValues(refused)); got != 0 {
+					t.Errorf("%s enrollments = %v, want 0", refused, got)
+				}
+			}
+		})
 	}
 }
