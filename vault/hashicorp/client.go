@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -98,6 +99,11 @@ var (
 	_ vault.MasterRotator = (*Client)(nil)
 )
 
+// idleConnsPerHost is how many idle connections to Vault are kept: more
+// than the calls the controller makes at once (its concurrency, 8 by
+// default, and the renewal).
+const idleConnsPerHost = 32
+
 // New connects to Vault and logs in. Token renewal runs in the background
 // until ctx is done or Close is called.
 func New(ctx context.Context, cfg Config, opts ...Option) (*Client, error) {
@@ -118,6 +124,12 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Client, error) {
 	ac.Address = cfg.Address
 	ac.Timeout = cfg.Timeout
 	ac.MaxRetries = 0 // this package retries, with its own classification
+	if t, ok := ac.HttpClient.Transport.(*http.Transport); ok {
+		// The default keeps GOMAXPROCS+1 idle connections: fewer than the
+		// controller's workers, which then dial (and on HTTPS shake hands)
+		// again for most calls.
+		t.MaxIdleConnsPerHost = idleConnsPerHost
+	}
 	if cfg.CACert != "" {
 		if err := ac.ConfigureTLS(&api.TLSConfig{CACert: cfg.CACert}); err != nil {
 			return nil, fmt.Errorf("configure vault TLS: %w", err)

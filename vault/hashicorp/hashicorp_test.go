@@ -6,15 +6,19 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/reconciler-dev/reconciler/vault"
 	"github.com/reconciler-dev/reconciler/vault/hashicorp/vaultservertest"
@@ -246,4 +250,67 @@ func TestSecretsStayOutOfLogsErrorsAndMetrics(t *testing.T) {
 			t.Errorf("the RPC key leaked in base64: %.100q", out)
 		}
 	}
+}
+
+// TestConnectionsAreReused makes rounds of eight calls at once, as the
+// controller's workers do, through a proxy that counts the connections
+// opened to Vault: after the first round they are all reused.
+func TestConnectionsAreReused(t *testing.T) {
+	s := vaultservertest.Dev(t)
+	cfg := bootstrapped(t, s)
+	var opened atomic.Int64
+	cfg.Address = countingProxy(t, strings.TrimPrefix(s.Addr, "http://"), &opened)
+	c := newClient(t, cfg)
+	ctx := context.Background()
+	const workers, rounds = 8, 5
+	var first int64
+	for round := range rounds {
+		var g errgroup.Group
+		for w := range workers {
+			g.Go(func() error {
+				_, err := c.NewKey(ctx, fmt.Sprintf("db-%d-%d", round, w))
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if round == 0 {
+			first = opened.Load()
+		}
+	}
+	if later := opened.Load() - first; later > 1 {
+		t.Errorf("%d rounds of %d calls opened %d connections after the first round (%d in it), want them reused", rounds-1, workers, later, first)
+	}
+}
+
+// countingProxy forwards TCP connections to addr and counts them; it
+// returns its own address as a Vault URL.
+func countingProxy(t *testing.T, addr string, opened *atomic.Int64) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			opened.Add(1)
+			go func() {
+				defer in.Close()
+				out, err := net.Dial("tcp", addr)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				go io.Copy(out, in)
+				io.Copy(in, out)
+			}()
+		}
+	}()
+	return "http://" + l.Addr().String()
 }
