@@ -94,11 +94,13 @@ import (
 // machine's load average: the figures mean little on a machine that
 // something else keeps busy.
 //
-// The agents retry a refused enrollment (their instance has no key yet)
+// An enrollment that comes before its instance has a key is held by the
+// server until the key is there; one that fails all the same is retried
 // after 5ms, doubling up to BENCH_AGENT_RETRY (default 200ms), with
-// jitter, where the real agent waits 1s to a minute; their heartbeat
-// (the long-poll wait) is BENCH_HEARTBEAT (default 1s). New desired state
-// wakes a held poll, so the heartbeat is not on the rollout's path. The
+// jitter, where the real agent waits 1s to a minute. Their heartbeat (the
+// long-poll wait) is BENCH_HEARTBEAT (default transport.DefaultWait, the
+// agent's default: 30s). New desired state wakes a held poll, so the
+// heartbeat is not on the rollout's path, only on its CPU. The
 // agents share one HTTP/1.1 transport whose connections are opened before
 // the clock starts, and keep their state directories in /dev/shm where it
 // exists: each agent stands for a host of its own, whose TLS handshake and
@@ -111,7 +113,7 @@ import (
 func BenchmarkRolloutThroughVault(b *testing.B) {
 	n := envInt(b, "BENCH_ROLLOUT", 1000)
 	rb := &rolloutBench{retry: envDuration(b, "BENCH_AGENT_RETRY", 200*time.Millisecond),
-		heartbeat: envDuration(b, "BENCH_HEARTBEAT", time.Second)}
+		heartbeat: envDuration(b, "BENCH_HEARTBEAT", transport.DefaultWait)}
 	// Registered first, so it runs last: after Vault is killed, so the
 	// connections of the clients to it have ended too.
 	before := goleak.IgnoreCurrent()
@@ -642,6 +644,7 @@ func roleOf(req vault.CertificateRequest) string {
 func bareClient(b *testing.B, addr string, ar *hashicorp.AppRole) *api.Client {
 	cfg := api.DefaultConfig()
 	cfg.Address, cfg.Timeout, cfg.MaxRetries = addr, 30*time.Second, 0
+	cfg.HttpClient.Transport.(*http.Transport).MaxIdleConnsPerHost = 32
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		b.Fatal(err)
