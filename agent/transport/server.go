@@ -130,6 +130,8 @@ type instance struct {
 	// reply was lost can retry; the first sealed poll ends it.
 	pending      vault.Secret
 	pendingUntil time.Time
+	// parked is the agent's poll waiting without its goroutine (park.go).
+	parked *parked
 }
 
 // enrollGrace is how long a used token still works for a retry, in this
@@ -368,6 +370,9 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request) {
 	s.heard(ctx, inst, h, req.Status)
 
 	wait := min(max(time.Duration(req.WaitMS)*time.Millisecond, 0), MaxWait)
+	if s.park(w, r, inst, req, h.Sealed(), wait) {
+		return // answered from park.go
+	}
 	reply, ok := s.waitForChange(ctx, inst, req.Status.Generation, wait)
 	if !ok {
 		if ctx.Err() == nil {
@@ -375,24 +380,34 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if reply.Desired != nil && reply.Desired.Bundle != nil && !h.Sealed() {
-		// Nothing authenticates a plaintext poll: whoever sent it must
-		// not get the private key.
-		reply.Desired.Bundle = nil
-		reply.Desired.Withheld = "the certificate's private key is only sent sealed, and this agent has no RPC key: enroll it (reconciler agent bootstrap NAME) and enable rpcEncryption"
-	}
-	reply.ID = req.ID
-	data, err := json.Marshal(reply)
-	if err == nil {
-		data, err = inst.session.Seal(data)
-	}
+	data, err := s.sealReply(ctx, inst, reply, req.ID, h.Sealed())
 	if err != nil {
-		s.log.ErrorContext(ctx, "cannot seal reply to agent", "instance", name, "error", err)
 		refuse(w, http.StatusInternalServerError, "seal_failed")
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Write(data)
+}
+
+// sealReply seals reply to the poll with request ID id; a plaintext poll
+// (sealed false) never gets a private key.
+func (s *Server) sealReply(ctx context.Context, inst *instance, reply pollReply, id []byte, sealed bool) ([]byte, error) {
+	if reply.Desired != nil && reply.Desired.Bundle != nil && !sealed {
+		// Nothing authenticates a plaintext poll: whoever sent it must
+		// not get the private key.
+		reply.Desired.Bundle = nil
+		reply.Desired.Withheld = "the certificate's private key is only sent sealed, and this agent has no RPC key: enroll it (reconciler agent bootstrap NAME) and enable rpcEncryption"
+	}
+	reply.ID = id
+	data, err := json.Marshal(reply)
+	if err == nil {
+		data, err = inst.session.Seal(data)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "cannot seal reply to agent", "instance", inst.name, "error", err)
+		return nil, err
+	}
+	return data, nil
 }
 
 // heard records an opened poll: status, last seen, whether it was
@@ -445,13 +460,7 @@ func (s *Server) waitForChange(ctx context.Context, inst *instance, applied uint
 	defer timer.Stop()
 	for {
 		inst.mu.Lock()
-		var reply pollReply
-		if d := inst.desired; d != nil && d.Generation > applied {
-			reply.Desired = toWire(d)
-		}
-		if inst.next != 0 {
-			reply.NextKey = &keyWire{Version: inst.next, Key: inst.keys[inst.next].Bytes()}
-		}
+		reply := inst.replyLocked(applied)
 		changed := inst.changed
 		inst.mu.Unlock()
 		if reply.Desired != nil || reply.NextKey != nil {
@@ -470,10 +479,27 @@ func (s *Server) waitForChange(ctx context.Context, inst *instance, applied uint
 	}
 }
 
-// wake tells waiting polls that something changed; inst.mu is held.
+// replyLocked is the reply for an agent at generation applied: newer
+// desired state, a key to deliver, or neither; inst.mu is held.
+func (inst *instance) replyLocked(applied uint64) pollReply {
+	var reply pollReply
+	if d := inst.desired; d != nil && d.Generation > applied {
+		reply.Desired = toWire(d)
+	}
+	if inst.next != 0 {
+		reply.NextKey = &keyWire{Version: inst.next, Key: inst.keys[inst.next].Bytes()}
+	}
+	return reply
+}
+
+// wake tells waiting polls, held or parked, that something changed;
+// inst.mu is held.
 func (inst *instance) wake() {
 	close(inst.changed)
 	inst.changed = make(chan struct{})
+	if p := inst.parked; p != nil {
+		go p.answer()
+	}
 }
 
 // enroll trades a one-time token for the instance's current key. A

@@ -164,7 +164,8 @@ func runDaemon(ctx context.Context, file string, gf gitFlags, log *slog.Logger) 
 		return api.Serve(ctx, apiLn, d.apiHandler(), serving, time.Minute, 10*time.Second, log)
 	})
 	g.Go(func() error {
-		return api.Serve(ctx, agentsLn, d.agentsHandler(), serving, transport.MaxWait+30*time.Second, 10*time.Second, log, api.HTTP1Only())
+		return api.Serve(ctx, agentsLn, d.agentsHandler(), serving, transport.MaxWait+30*time.Second, 10*time.Second, log, api.HTTP1Only(),
+			api.TLSListener(func(l net.Listener, cfg *tls.Config) net.Listener { return transport.NewListener(l, cfg) }))
 	})
 	if s, ok := d.source.(*dir.Source); ok {
 		g.Go(func() error {

@@ -174,6 +174,9 @@ func TestHTTP1Only(t *testing.T) {
 	}{
 		{"default", nil, "h2"},
 		{"HTTP1Only", []ServeOption{HTTP1Only()}, ""},
+		{"TLSListener", []ServeOption{HTTP1Only(), TLSListener(func(l net.Listener, cfg *tls.Config) net.Listener {
+			return tls.NewListener(l, cfg) // no ALPN: HTTP/1.1
+		})}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -32,11 +32,23 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, cfg *tls.Config
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug), // TLS handshake noise from scanners
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	sc := serveConfig{srv: srv}
 	for _, o := range opts {
-		o(srv)
+		o(&sc)
+	}
+	serve := func() error { return srv.ServeTLS(ln, "", "") }
+	if sc.wrap != nil {
+		wrapped := sc.wrap(ln, cfg)
+		if cc, ok := wrapped.(interface {
+			ConnContext(context.Context, net.Conn) context.Context
+		}); ok {
+			srv.ConnContext = cc.ConnContext
+		}
+		srv.ReadHeaderTimeout, srv.ReadTimeout = srv.IdleTimeout, srv.IdleTimeout
+		serve = func() error { return srv.Serve(wrapped) }
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.ServeTLS(ln, "", "") }()
+	go func() { done <- serve() }()
 	select {
 	case err := <-done:
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
@@ -55,16 +67,33 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, cfg *tls.Config
 }
 
 // ServeOption tunes Serve's server.
-type ServeOption func(*http.Server)
+type ServeOption func(*serveConfig)
+
+type serveConfig struct {
+	srv  *http.Server
+	wrap func(net.Listener, *tls.Config) net.Listener
+}
+
+// TLSListener has wrap terminate TLS on the listener, with Serve's
+// configuration, in place of the server: transport.NewListener does, so
+// that it can hand a connection back after a hijack (a parked poll). If
+// the wrapped listener has a ConnContext method, it becomes the server's.
+// A connection handed back is new to net/http, which times the request
+// on it from then, with the header and read timeouts; an agent comes back
+// after applying a desired state, which may take longer than those, so
+// both become the idle timeout (two minutes) on such a listener.
+func TLSListener(wrap func(net.Listener, *tls.Config) net.Listener) ServeOption {
+	return func(c *serveConfig) { c.wrap = wrap }
+}
 
 // HTTP1Only serves HTTP/1.1 alone, no HTTP/2: for the agents' endpoint,
 // where each agent holds one long poll at a time on a connection of its
 // own, and HTTP/2 would only add its buffers and a goroutine per
 // connection (at 10,000 agents, hundreds of megabytes).
 func HTTP1Only() ServeOption {
-	return func(s *http.Server) {
+	return func(c *serveConfig) {
 		var p http.Protocols
 		p.SetHTTP1(true)
-		s.Protocols = &p
+		c.srv.Protocols = &p
 	}
 }
