@@ -190,12 +190,18 @@ func (s *Server) park(w http.ResponseWriter, r *http.Request, inst *instance, re
 	}
 	inst.mu.Lock()
 	old := inst.parked
+	var oldReply pollReply
+	if old != nil {
+		// The agent polls again (from a new connection: its old one is
+		// likely dead): the poll before is over, answered with what there is.
+		oldReply = inst.replyLocked(old.applied)
+	}
 	inst.parked = p
 	p.timer = time.AfterFunc(wait, p.answer)
 	ready = inst.ready(p.applied) // a change between the first look and now
 	inst.mu.Unlock()
 	if old != nil {
-		go old.answer() // the agent polls again: the poll before it is over
+		go old.reply(oldReply)
 	}
 	if ready {
 		p.answer()
@@ -209,8 +215,8 @@ func (inst *instance) ready(applied uint64) bool {
 	return (inst.desired != nil && inst.desired.Generation > applied) || inst.next != 0
 }
 
-// answer replies to the parked poll, once, with what there is now (maybe
-// nothing: the wait is over), and gives the connection back.
+// answer replies to the parked poll, if it is still its instance's, with
+// what there is now (maybe nothing: the wait is over).
 func (p *parked) answer() {
 	inst := p.inst
 	inst.mu.Lock()
@@ -221,6 +227,14 @@ func (p *parked) answer() {
 	inst.parked = nil
 	reply := inst.replyLocked(p.applied)
 	inst.mu.Unlock()
+	p.reply(reply)
+}
+
+// reply writes reply to the parked poll, which is no longer its
+// instance's parked poll (so nothing else replies), and gives the
+// connection back.
+func (p *parked) reply(reply pollReply) {
+	inst := p.inst
 	p.timer.Stop()
 	p.l.remove(p)
 

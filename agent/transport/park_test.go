@@ -242,3 +242,56 @@ func waitParked(t *testing.T, s *Server, n int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestANewPollEndsTheOneParkedBefore checks that a second poll of the
+// same agent (from a new connection: its agent restarted, or lost the
+// old one) answers the one parked before at once, and that the old
+// connection is let go rather than kept.
+func TestANewPollEndsTheOneParkedBefore(t *testing.T) {
+	f := newFixture(t)
+	p := f.parking()
+	c := f.parkedClient(p, "orders-db", 10*time.Second)
+	status := firstPoll(t, f, c)
+	first := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := c.Poll(context.Background(), status)
+		first <- err
+	}()
+	waitParked(t, f.server, 1)
+	// The agent restarts: a new client on the same state directory, on
+	// a connection of its own.
+	restarted, err := NewClient(c.cfg, WithClientLogger(f.logger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan error, 1)
+	go func() {
+		_, err := restarted.Poll(context.Background(), status)
+		second <- err
+	}()
+	select {
+	case err := <-first:
+		if err != nil {
+			t.Errorf("the poll parked before: %v", err)
+		}
+		if waited := time.Since(start); waited > 5*time.Second {
+			t.Errorf("the poll parked before was answered after %s, not when the next came", waited)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a new poll left the one parked before waiting")
+	}
+	waitParked(t, f.server, 1)
+	p.listener.mu.Lock()
+	held := len(p.listener.parked)
+	p.listener.mu.Unlock()
+	if held != 1 {
+		t.Errorf("the listener holds %d parked connections, want 1: the new poll's", held)
+	}
+	if err := f.server.Publish("orders-db", agent.Desired{Generation: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Errorf("the new poll: %v", err)
+	}
+}
