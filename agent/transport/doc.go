@@ -19,6 +19,14 @@
 // window. A refused message gets 403 with the rpc result label as its
 // body ("replay", "stale", ...) and nothing else; a malformed one 400.
 //
+// Served through a Listener (the daemon does), a poll that must wait is
+// parked rather than held: the server takes the connection from net/http,
+// keeps the TLS connection, the request ID and a timer, and when it
+// answers hands the connection back to the Listener for the agent's next
+// request. An agent then costs its TLS connection and a few hundred bytes
+// between heartbeats, not two goroutines and net/http's buffers (park.go).
+// Served any other way (httptest, behind a recorder) polls are held.
+//
 // # Keys
 //
 // The server side holds, per instance, the current key and at most one
@@ -41,7 +49,10 @@
 // replies with the instance's current key sealed to that public key
 // (rpc.SealKeyFor). Neither the key nor the token crosses the wire, and
 // the exchange runs over HTTPS that the agent verifies against its
-// configured CA. The token is one-time: the server consumes the stored
+// configured CA. An agent whose proof holds but whose instance is not
+// registered or has no key yet is held until it has (WithEnrollWait), so
+// an agent set up before its merge request is applied enrolls without a
+// retry. The token is one-time: the server consumes the stored
 // token before the key leaves. So that a reply lost on the way costs a
 // retry rather than a new bootstrap, the server keeps the used token in
 // memory for ten minutes or until the agent's first sealed poll, whichever
@@ -70,6 +81,8 @@
 //
 //   - A server's http.Server WriteTimeout shorter than the long poll: the
 //     reply is cut. Set it above MaxWait.
+//   - Serving a Listener with ServeTLS: its connections are TLS already.
+//     Use Serve, with the Listener's ConnContext.
 //   - Logging a body. Bodies hold keys; log the instance, the result
 //     label and the generation.
 package transport

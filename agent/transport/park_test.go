@@ -162,12 +162,7 @@ func TestParkedPollOfAnUnregisteredInstance(t *testing.T) {
 	p := f.parking()
 	c := f.parkedClient(p, "orders-db", 10*time.Second)
 	status := firstPoll(t, f, c)
-	errc := make(chan error, 1)
-	go func() {
-		_, err := c.Poll(context.Background(), status)
-		errc <- err
-	}()
-	waitParked(t, f.server, 1)
+	errc := parkPoll(t, f, c, status)
 	f.server.Unregister("orders-db")
 	select {
 	case err := <-errc:
@@ -187,12 +182,7 @@ func TestListenerCloseEndsParkedPolls(t *testing.T) {
 	p := f.parking()
 	c := f.parkedClient(p, "orders-db", 10*time.Second)
 	status := firstPoll(t, f, c)
-	errc := make(chan error, 1)
-	go func() {
-		_, err := c.Poll(context.Background(), status)
-		errc <- err
-	}()
-	waitParked(t, f.server, 1)
+	errc := parkPoll(t, f, c, status)
 	p.listener.Close()
 	select {
 	case err := <-errc:
@@ -216,6 +206,19 @@ func firstPoll(t *testing.T, f *fixture, c *Client) agent.Status {
 		t.Fatal(err)
 	}
 	return agent.Status{Instance: name, Phase: agent.Active, Generation: 1}
+}
+
+// parkPoll polls with c in the background, waits until the poll is
+// parked, and returns where its error comes.
+func parkPoll(t *testing.T, f *fixture, c *Client, status agent.Status) <-chan error {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Poll(context.Background(), status)
+		errc <- err
+	}()
+	waitParked(t, f.server, 1)
+	return errc
 }
 
 func parkedCount(s *Server) int {
@@ -252,13 +255,8 @@ func TestANewPollEndsTheOneParkedBefore(t *testing.T) {
 	p := f.parking()
 	c := f.parkedClient(p, "orders-db", 10*time.Second)
 	status := firstPoll(t, f, c)
-	first := make(chan error, 1)
 	start := time.Now()
-	go func() {
-		_, err := c.Poll(context.Background(), status)
-		first <- err
-	}()
-	waitParked(t, f.server, 1)
+	first := parkPoll(t, f, c, status)
 	// The agent restarts: a new client on the same state directory, on
 	// a connection of its own.
 	restarted, err := NewClient(c.cfg, WithClientLogger(f.logger()))

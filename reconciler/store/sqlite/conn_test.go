@@ -55,31 +55,40 @@ func TestConnectionsAreConfigured(t *testing.T) {
 	}
 }
 
-func TestUpdateWaitsForAnotherProcess(t *testing.T) {
+// lockedStore opens a store and has another connection, as another
+// process would, hold its write lock until unlock is called.
+func lockedStore(t *testing.T) (s *Store, unlock func()) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "state.db")
 	s, err := Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	// Another process (here another connection, as sqlite3 would be) holds
-	// the write lock for a while: Update waits for it instead of failing.
-	other := raw(t, path)
-	conn, err := other.Conn(context.Background())
+	t.Cleanup(func() { s.Close() })
+	conn, err := raw(t, path).Conn(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
 		t.Fatal(err)
 	}
+	return s, func() {
+		if _, err := conn.ExecContext(context.Background(), "COMMIT"); err != nil {
+			t.Errorf("COMMIT: %v", err)
+		}
+	}
+}
+
+func TestUpdateWaitsForAnotherProcess(t *testing.T) {
+	// Another process (here another connection, as sqlite3 would be) holds
+	// the write lock for a while: Update waits for it instead of failing.
+	s, unlock := lockedStore(t)
 	released := make(chan struct{})
 	go func() {
 		defer close(released)
 		time.Sleep(200 * time.Millisecond)
-		if _, err := conn.ExecContext(context.Background(), "COMMIT"); err != nil {
-			t.Errorf("COMMIT: %v", err)
-		}
+		unlock()
 	}()
 	start := time.Now()
 	got, err := s.Update(context.Background(), "orders-db", func(r *store.Record) error { r.Generation++; return nil })
@@ -96,20 +105,7 @@ func TestUpdateWaitsForAnotherProcess(t *testing.T) {
 // they are committed together, and checks that each is applied (or, the
 // one whose fn fails, not) as if it were alone.
 func TestGroupCommit(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "state.db")
-	s, err := Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	conn, err := raw(t, path).Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
-		t.Fatal(err)
-	}
+	s, unlock := lockedStore(t)
 	const writers = 20
 	errFn := errors.New("fn refused")
 	results := make([]error, writers)
@@ -131,9 +127,7 @@ func TestGroupCommit(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // the first write waits for the lock, the rest for it
 	before := s.commits.Load()
-	if _, err := conn.ExecContext(context.Background(), "COMMIT"); err != nil {
-		t.Fatal(err)
-	}
+	unlock()
 	wg.Wait()
 	for i, err := range results {
 		if want := error(nil); i == 7 {
@@ -167,20 +161,7 @@ func TestGroupCommit(t *testing.T) {
 // TestWriteGivenUpBeforeItsTurn checks that a write whose context ends
 // while it waits is not made.
 func TestWriteGivenUpBeforeItsTurn(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "state.db")
-	s, err := Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	conn, err := raw(t, path).Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
-		t.Fatal(err)
-	}
+	s, unlock := lockedStore(t)
 	first := make(chan error, 1)
 	go func() {
 		_, err := s.Update(context.Background(), "first", func(r *store.Record) error { r.Generation++; return nil })
@@ -198,9 +179,7 @@ func TestWriteGivenUpBeforeItsTurn(t *testing.T) {
 	if err := <-second; !errors.Is(err, context.Canceled) {
 		t.Errorf("a write given up while it waited: err %v, want context.Canceled", err)
 	}
-	if _, err := conn.ExecContext(context.Background(), "COMMIT"); err != nil {
-		t.Fatal(err)
-	}
+	unlock()
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
