@@ -34,16 +34,15 @@ type server struct {
 	tokenDir string
 }
 
-func newServer(t *testing.T) *server {
+func newServer(t *testing.T, opts ...transport.ServerOption) *server {
 	t.Helper()
 	s := &server{tokenDir: filepath.Join(t.TempDir(), "tokens")}
 	tokens, err := transport.NewTokenDir(s.tokenDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Server = transport.NewServer(transport.WithTokens(tokens))
-	https := httptest.NewUnstartedServer(s.Handler())
-	https.EnableHTTP2 = true // as the daemon serves it
+	s.Server = transport.NewServer(append([]transport.ServerOption{transport.WithTokens(tokens)}, opts...)...)
+	https := httptest.NewUnstartedServer(s.Handler()) // HTTP/1.1, as the daemon serves it
 	https.StartTLS()
 	t.Cleanup(https.Close)
 	s.url = https.URL
@@ -164,7 +163,10 @@ func TestAgentsEnrollApplyAndHeartbeat(t *testing.T) {
 // An agent whose instance the reconciler does not serve yet is refused
 // and retries with backoff, as a real one does, until it enrolls.
 func TestAgentRetriesUntilItsInstanceIsServed(t *testing.T) {
-	s := newServer(t)
+	// Enrollments not held (the daemon holds one up to 20 s for its
+	// instance): the unserved agent is refused, and retries, as it does
+	// when the wait runs out.
+	s := newServer(t, transport.WithEnrollWait(0))
 	s.register(t, 0, &agent.Desired{Generation: 1})
 	l := startLoad(t, s, Config{Agents: 2, Heartbeat: 200 * time.Millisecond})
 	waitFor(t, "the unserved agent to be refused", func() bool { return l.Snapshot().Errors > 0 })
