@@ -30,6 +30,8 @@
 #   BENCH_SSL        enabled (a certificate per instance from the local
 #                    CA, reported verified) or disabled (default enabled)
 #   BENCH_SHARED_TRANSPORT  1: the agents share one HTTP/1.1 transport
+#   BENCH_DAEMON_ENV  assignments for the daemon's environment alone, such
+#                    as "GOMEMLIMIT=280MiB" (the generator's is left alone)
 #   BENCH_PROFILE    1: after each window, take a 60 s CPU profile and a
 #                    heap and goroutine profile of the daemon into
 #                    .bench/agents-N/ (the daemon is then built with
@@ -55,6 +57,7 @@ HEARTBEAT=${HEARTBEAT%s}
 SSL=${BENCH_SSL:-enabled}
 SHARED=${BENCH_SHARED_TRANSPORT:-}
 PROFILE=${BENCH_PROFILE:-}
+DAEMON_ENV=${BENCH_DAEMON_ENV:-}
 WORK=$PWD/.bench
 BIN=$WORK/bin
 GOAL_CORES=0.25
@@ -181,7 +184,8 @@ EOF
 	say "N=$n: starting the reconciler in $D"
 	local t_start
 	t_start=$(date +%s)
-	AGENTLOAD_PPROF=${PROFILE:+127.0.0.1:$pprof_port} "$DAEMON" run --config "$D/state/reconciler.yaml" >"$D/reconciler.log" 2>&1 &
+	# shellcheck disable=SC2086 # BENCH_DAEMON_ENV is a list of assignments
+	env ${DAEMON_ENV} AGENTLOAD_PPROF=${PROFILE:+127.0.0.1:$pprof_port} "$DAEMON" run --config "$D/state/reconciler.yaml" >"$D/reconciler.log" 2>&1 &
 	local dpid=$!
 	PIDS+=("$dpid")
 	local deadline=$((t_start + 60))
@@ -301,7 +305,7 @@ EOF
 		echo
 		echo "$n instances (ssl $SSL, rpcEncryption enabled), $n agents enrolled, Active and seen within" \
 			"$((2 * HEARTBEAT + 5))s; all in ${setup}s after the daemon started; warm-up ${WARMUP}s;" \
-			"window ${elapsed}s. reconciler $REVISION, $(nproc) CPUs, $(go env GOVERSION)."
+			"window ${elapsed}s. reconciler $REVISION, $(nproc) CPUs, $(go env GOVERSION)${DAEMON_ENV:+; the daemon ran with $DAEMON_ENV}."
 		echo
 		echo "| process | CPU (cores) | RSS at end | max RSS in window | peak RSS (VmHWM, setup included) | goroutines | heap in use | stacks in use |"
 		echo "|---|--:|--:|--:|--:|--:|--:|--:|"
