@@ -3,7 +3,6 @@ package controller_test
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -29,7 +27,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/reconciler-dev/reconciler/agent"
+	"github.com/reconciler-dev/reconciler/agent/datastoretest"
 	"github.com/reconciler-dev/reconciler/agent/transport"
+	recapi "github.com/reconciler-dev/reconciler/reconciler/api"
 	"github.com/reconciler-dev/reconciler/reconciler/controller"
 	"github.com/reconciler-dev/reconciler/reconciler/store/sqlite"
 	"github.com/reconciler-dev/reconciler/sources/dir"
@@ -46,7 +46,8 @@ import (
 // then the bare loop and the provider loop, in an order that alternates:
 //
 //   - rollout: a fresh fleet directory, SQLite store, token directory and
-//     agents' server on HTTPS; the controller as the daemon wires it, with
+//     agents' server, served on HTTPS as the daemon serves it (HTTP/1.1,
+//     polls parked); the controller as the daemon wires it, with
 //     the default concurrency (8) and hashicorp.Client as its issuer and
 //     key wrapper; and one goroutine per instance playing its agent over
 //     the real protocol (transport.Client: enroll with a one-time token,
@@ -119,6 +120,13 @@ func BenchmarkRolloutThroughVault(b *testing.B) {
 	before := goleak.IgnoreCurrent()
 	b.Cleanup(func() { goleak.VerifyNone(b, before) })
 	ctx := b.Context()
+	rb.ca = datastoretest.NewCA(b)
+	cert := rb.ca.Issue(b, "reconciler", "127.0.0.1")
+	pair, err := tls.X509KeyPair(append(cert.CertPEM, cert.ChainPEM...), cert.Key.Bytes())
+	if err != nil {
+		b.Fatal(err)
+	}
+	rb.tls = &tls.Config{Certificates: []tls.Certificate{pair}}
 	rb.vs = vaultservertest.Dev(b)
 	rb.vaultPID = vaultPID(strings.TrimPrefix(rb.vs.Addr, "http://"))
 	secretFile := filepath.Join(b.TempDir(), "secret-id")
@@ -197,6 +205,8 @@ func BenchmarkRolloutThroughVault(b *testing.B) {
 type rolloutBench struct {
 	retry, heartbeat time.Duration
 	vs               *vaultservertest.Server
+	ca               *datastoretest.CA // the agents' listener's
+	tls              *tls.Config
 	vaultPID         int
 	prov             *hashicorp.Client
 	bare             *api.Client
@@ -321,13 +331,13 @@ func (rb *rolloutBench) rollout(b *testing.B, i, n int) rolloutResult {
 	if i < 0 {
 		phase = "calibration"
 	}
-	var https *httptest.Server
-	pprof.Do(ctx, pprof.Labels("phase", phase, "side", "agents-server"), func(context.Context) {
-		https = httptest.NewTLSServer(server.Handler()) // its goroutines inherit the labels
+	var agentsURL string
+	var stopServing func()
+	pprof.Do(ctx, pprof.Labels("phase", phase, "side", "agents-server"), func(ctx context.Context) {
+		agentsURL, stopServing = rb.serveAgents(b, ctx, server.Handler()) // its goroutines inherit the labels
 	})
-	defer https.Close()
-	roots := x509.NewCertPool()
-	roots.AddCert(https.Certificate())
+	defer stopServing()
+	roots := rb.ca.Pool(b)
 	hc := &http.Client{Transport: &http.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1: a connection per poll in flight
@@ -349,12 +359,12 @@ func (rb *rolloutBench) rollout(b *testing.B, i, n int) rolloutResult {
 		if err := os.WriteFile(tokenFile, transport.FormatToken(token), 0o600); err != nil {
 			b.Fatal(err)
 		}
-		if clients[k], err = transport.NewClient(transport.ClientConfig{Instance: name, URL: https.URL, RootCAs: roots,
+		if clients[k], err = transport.NewClient(transport.ClientConfig{Instance: name, URL: agentsURL, RootCAs: roots,
 			StateDir: filepath.Join(state, "state"), TokenFile: tokenFile, Wait: rb.heartbeat}, transport.WithHTTPClient(hc)); err != nil {
 			b.Fatal(err)
 		}
 	}
-	warmUp(b, hc, https.URL, n)
+	warmUp(b, hc, agentsURL, n)
 
 	var refused atomic.Int64
 	agentsCtx, stopAgents := context.WithCancel(ctx)
@@ -430,6 +440,29 @@ func (rb *rolloutBench) rollout(b *testing.B, i, n int) rolloutResult {
 	st.mu.Unlock()
 	b.StartTimer()
 	return r
+}
+
+// serveAgents serves h on a loopback port as the daemon serves its agents'
+// listener (api.Serve, HTTP/1.1, through transport.Listener, so polls
+// park), with a certificate of the bench's CA, and returns its URL and
+// what stops it.
+func (rb *rolloutBench) serveAgents(b *testing.B, ctx context.Context, h http.Handler) (string, func()) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- recapi.Serve(ctx, ln, h, rb.tls, transport.MaxWait+30*time.Second, time.Second, nil, recapi.HTTP1Only(),
+			recapi.TLSListener(func(l net.Listener, cfg *tls.Config) net.Listener { return transport.NewListener(l, cfg) }))
+	}()
+	return "https://" + ln.Addr().String(), func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("serve the agents: %v", err)
+		}
+	}
 }
 
 // playAgent is an agent without a datastore (agent.Agent.Run's loop):
