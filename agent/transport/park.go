@@ -28,8 +28,13 @@ import (
 // write; the agent's next poll answers a poll still parked for its
 // instance at once.
 
-// replyWriteTimeout bounds the write of a parked poll's reply.
-const replyWriteTimeout = 10 * time.Second
+// replyWriteTimeout bounds the write of a parked poll's reply;
+// handBackWait is how long a connection waits after the reply for its
+// agent's next request (as long as the daemon keeps an idle connection).
+const (
+	replyWriteTimeout = 10 * time.Second
+	handBackWait      = 2 * time.Minute
+)
 
 // Listener terminates TLS for a Server's agents and takes connections
 // back after a parked poll's reply. Serve it with an http.Server whose
@@ -143,13 +148,21 @@ func (l *Listener) remove(p *parked) {
 	l.mu.Unlock()
 }
 
-// giveBack hands c to Accept, or closes it if the listener is closed.
+// giveBack hands c to Accept once its agent sends its next request
+// (awaitRequest), or closes it if the agent does not within
+// handBackWait or the listener is closed.
 func (l *Listener) giveBack(c net.Conn) {
-	select {
-	case l.back <- c:
-	case <-l.done:
-		c.Close()
-	}
+	go func() {
+		if err := awaitRequest(c, handBackWait); err != nil {
+			c.Close()
+			return
+		}
+		select {
+		case l.back <- c:
+		case <-l.done:
+			c.Close()
+		}
+	}()
 }
 
 // parked is a poll waiting for a change without its goroutine.
@@ -174,9 +187,12 @@ func (s *Server) park(w http.ResponseWriter, r *http.Request, inst *instance, re
 	}
 	inst.mu.Lock()
 	ready := inst.ready(req.Status.Generation)
+	// Nothing authenticates a plaintext poll: it does not end one parked
+	// before it (anyone could make the agent's polls return), and is held.
+	displaces := inst.parked != nil && !sealed
 	inst.mu.Unlock()
-	if ready {
-		return false // the reply is there: no need to park
+	if ready || displaces {
+		return false // the reply is there, or the poll is held the usual way
 	}
 	conn, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {

@@ -32,7 +32,10 @@ func (f *fixture) parking() *parking {
 	}
 	counted := &countingListener{Listener: tcp}
 	l := NewListener(counted, f.https.TLS) // the fixture's certificate, which f.roots trusts
-	srv := &http.Server{Handler: f.server.Handler(), ConnContext: l.ConnContext, ReadHeaderTimeout: 2 * time.Minute}
+	// Short timeouts, so that a test can outwait them: a connection handed
+	// back must not be held to them before its agent speaks.
+	srv := &http.Server{Handler: f.server.Handler(), ConnContext: l.ConnContext,
+		ReadHeaderTimeout: headerTimeout, ReadTimeout: 2 * headerTimeout}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -45,6 +48,9 @@ func (f *fixture) parking() *parking {
 	})
 	return &parking{url: "https://" + tcp.Addr().String(), listener: l, accepted: &counted.n}
 }
+
+// headerTimeout is the parking fixture's server's ReadHeaderTimeout.
+const headerTimeout = 300 * time.Millisecond
 
 type countingListener struct {
 	net.Listener
@@ -291,5 +297,31 @@ func TestANewPollEndsTheOneParkedBefore(t *testing.T) {
 	}
 	if err := <-second; err != nil {
 		t.Errorf("the new poll: %v", err)
+	}
+}
+
+// TestAHandedBackConnectionWaitsForTheAgent checks that an agent that
+// takes longer than the server's header and read timeouts to come back
+// after a parked reply (it was applying what it got) is served on the
+// same connection, as on an idle one.
+func TestAHandedBackConnectionWaitsForTheAgent(t *testing.T) {
+	f := newFixture(t)
+	p := f.parking()
+	c := f.parkedClient(p, "orders-db", 10*time.Second)
+	status := firstPoll(t, f, c)
+	opened := p.accepted.Load()
+	for gen := uint64(2); gen <= 3; gen++ {
+		errc := parkPoll(t, f, c, status)
+		if err := f.server.Publish("orders-db", agent.Desired{Generation: gen}); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatalf("poll for generation %d: %v", gen, err)
+		}
+		status.Generation = gen
+		time.Sleep(3 * headerTimeout) // applying, longer than the server's timeouts
+	}
+	if n := p.accepted.Load() - opened; n != 0 {
+		t.Errorf("the agent opened %d new connections after coming back slowly, want its own reused", n)
 	}
 }

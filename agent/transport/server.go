@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -536,11 +537,16 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 		}
 		inst.mu.Unlock()
 	}
-	if token == nil {
+	stored := token == nil
+	if stored {
 		var err error
 		if token, err = s.tokens.Token(ctx, name); err != nil {
-			if !isNotExist(err) {
+			switch {
+			case isNotExist(err):
+			case inst != nil:
 				s.log.ErrorContext(ctx, "cannot read enrollment token", "instance", name, "error", err)
+			default: // any name reaches here, unauthenticated: not worth an error
+				s.log.DebugContext(ctx, "cannot read enrollment token", "instance", name, "error", err)
 			}
 			if inst == nil {
 				fail(http.StatusNotFound, "unknown_instance")
@@ -569,6 +575,15 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 		// instance has its key.
 		fail(http.StatusConflict, "no_key")
 		return
+	}
+	if stored {
+		// The token may have been used, or replaced by a new bootstrap,
+		// while this request waited: only the one stored now counts.
+		now, err := s.tokens.Token(ctx, name)
+		if err != nil || subtle.ConstantTimeCompare(now.Bytes(), token.Bytes()) != 1 {
+			fail(http.StatusForbidden, "no_token")
+			return
+		}
 	}
 	// One-time: the stored token is gone before the key leaves. A retry
 	// after a lost reply uses the copy kept for the grace period.
@@ -600,8 +615,9 @@ func (s *Server) keyFor(ctx context.Context, name string) (inst *instance, versi
 	defer timer.Stop()
 	for {
 		s.mu.RLock()
-		inst, changed := s.instances[name], s.registered
+		inst, registered := s.instances[name], s.registered
 		s.mu.RUnlock()
+		var changed chan struct{} // nil, which never fires, until the instance is there
 		if inst != nil {
 			inst.mu.Lock()
 			version = inst.session.Keys().Current()
@@ -616,6 +632,7 @@ func (s *Server) keyFor(ctx context.Context, name string) (inst *instance, versi
 			return inst, 0, nil, false
 		case <-timer.C:
 			return inst, 0, nil, false
+		case <-registered: // registered again, say, after an unregister
 		case <-changed:
 		}
 	}

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -752,5 +753,44 @@ func TestEnrollmentWaitsForTheKey(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAHeldEnrollmentWhoseTokenWasReplaced checks that an enrollment held
+// for the key does not go through with a token that a new bootstrap
+// replaced meanwhile, and leaves the new token for its agent.
+func TestAHeldEnrollmentWhoseTokenWasReplaced(t *testing.T) {
+	f := newFixture(t)
+	if err := f.server.Register("orders-db", Keys{}); err != nil {
+		t.Fatal(err)
+	}
+	old, err := f.tokens.Issue("orders-db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.client("orders-db", f.host(old))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db", Phase: agent.Pending})
+		errc <- err
+	}()
+	time.Sleep(200 * time.Millisecond)        // the enrollment is held: no key yet
+	fresh, err := f.tokens.Issue("orders-db") // bootstrap again
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.server.Rotate("orders-db", *key(1, 0x11)); err != nil {
+		t.Fatal(err)
+	}
+	var refused *RefusedError
+	if err := <-errc; !errors.As(err, &refused) || refused.Reason != "no_token" {
+		t.Fatalf("enrollment with the replaced token = %v, want no_token", err)
+	}
+	stored, err := f.tokens.Token(context.Background(), "orders-db")
+	if err != nil || !bytes.Equal(stored.Bytes(), fresh.Bytes()) {
+		t.Fatalf("the new token after the refusal: %v, want it kept", err)
+	}
+	if _, err := f.client("orders-db", f.host(fresh)).Poll(context.Background(), agent.Status{Instance: "orders-db", Phase: agent.Pending}); err != nil {
+		t.Errorf("enrollment with the new token: %v", err)
 	}
 }

@@ -44,7 +44,6 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, cfg *tls.Config
 		}); ok {
 			srv.ConnContext = cc.ConnContext
 		}
-		srv.ReadHeaderTimeout, srv.ReadTimeout = srv.IdleTimeout, srv.IdleTimeout
 		serve = func() error { return srv.Serve(wrapped) }
 	}
 	done := make(chan error, 1)
@@ -78,10 +77,8 @@ type serveConfig struct {
 // configuration, in place of the server: transport.NewListener does, so
 // that it can hand a connection back after a hijack (a parked poll). If
 // the wrapped listener has a ConnContext method, it becomes the server's.
-// A connection handed back is new to net/http, which times the request
-// on it from then, with the header and read timeouts; an agent comes back
-// after applying a desired state, which may take longer than those, so
-// both become the idle timeout (two minutes) on such a listener.
+// The server's timeouts stay: a listener that hands a connection back
+// does so once its client has sent the next request.
 func TLSListener(wrap func(net.Listener, *tls.Config) net.Listener) ServeOption {
 	return func(c *serveConfig) { c.wrap = wrap }
 }
