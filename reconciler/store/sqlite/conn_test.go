@@ -208,3 +208,41 @@ func TestStatementsArePrepared(t *testing.T) {
 		}
 	}
 }
+
+// TestAPanicInFnReachesItsCaller checks that a panic in Update's fn,
+// which runs on the committer, panics in the caller's goroutine, writes
+// nothing, and leaves the writes committed with it and the store working.
+func TestAPanicInFnReachesItsCaller(t *testing.T) {
+	s, unlock := lockedStore(t)
+	var wg sync.WaitGroup
+	var recovered any
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer func() { recovered = recover() }()
+		s.Update(context.Background(), "bad", func(r *store.Record) error { panic("fn failed") })
+	}()
+	var err error
+	go func() {
+		defer wg.Done()
+		_, err = s.Update(context.Background(), "good", func(r *store.Record) error { r.Generation = 7; return nil })
+	}()
+	time.Sleep(100 * time.Millisecond) // both wait behind the lock, to be committed together
+	unlock()
+	wg.Wait()
+	if recovered != "fn failed" {
+		t.Errorf("the caller recovered %v, want fn's panic", recovered)
+	}
+	if err != nil {
+		t.Errorf("the write committed with the panicking one: %v", err)
+	}
+	if _, err := s.Get(context.Background(), "bad"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get of the panicking write: %v, want ErrNotFound", err)
+	}
+	if r, err := s.Get(context.Background(), "good"); err != nil || r.Generation != 7 {
+		t.Errorf("Get of the write beside it = %v, %v", r, err)
+	}
+	if _, err := s.Update(context.Background(), "after", func(r *store.Record) error { return nil }); err != nil {
+		t.Errorf("Update after the panic: %v", err)
+	}
+}

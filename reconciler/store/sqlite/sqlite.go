@@ -304,7 +304,11 @@ func (s *Store) write(ctx context.Context, do func(context.Context, querier) err
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
-	return <-j.done
+	err := <-j.done
+	if p, ok := errors.AsType[*panicked](err); ok {
+		panic(p.value)
+	}
+	return err
 }
 
 var errClosed = errors.New("state store closed")
@@ -410,13 +414,25 @@ func (s *Store) commitOnce(ctx context.Context, batch []*job, results []error) e
 	return nil
 }
 
-// run runs the write unless its caller has given up.
-func (j *job) run(ctx context.Context, tx querier) error {
+// run runs the write unless its caller has given up. A panic in it (in
+// Update's fn, say) fails this write alone; write panics again in the
+// caller's goroutine, as it would have without the committer.
+func (j *job) run(ctx context.Context, tx querier) (err error) {
 	if err := j.ctx.Err(); err != nil {
 		return context.Cause(j.ctx)
 	}
+	defer func() {
+		if v := recover(); v != nil {
+			err = &panicked{v}
+		}
+	}()
 	return j.do(ctx, tx)
 }
+
+// panicked carries a write's panic to its caller.
+type panicked struct{ value any }
+
+func (p *panicked) Error() string { return fmt.Sprintf("write panicked: %v", p.value) }
 
 // busy reports whether err is SQLite's "try again later".
 func busy(err error) bool {
