@@ -40,9 +40,20 @@ func MariaDB(t testing.TB, opts Options) *Server {
 	s.timeout = opts.StartTimeout
 	socket := filepath.Join(s.SocketDir, "mysqld.sock")
 	cnf := filepath.Join(s.Dir, "my.cnf")
+	// A temporary directory of its own: in the shared /tmp, a bootstrap
+	// running beside another test's once failed on a temporary table that
+	// was gone ("Unknown table 'mysql.tmp_user_sys'").
+	tmp := filepath.Join(s.Dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatalf("make the server's temporary directory: %v", err)
+	}
+	if err := os.Chown(tmp, s.uid, s.gid); err != nil {
+		t.Fatalf("make the server's temporary directory: %v", err)
+	}
 	lines := []string{
 		"[mysqld]",
 		"datadir = " + s.DataDir,
+		"tmpdir = " + tmp,
 		"socket = " + socket,
 		"pid-file = " + filepath.Join(s.SocketDir, "mysqld.pid"),
 		fmt.Sprintf("port = %d", s.Port),

@@ -150,6 +150,22 @@ func (f *fixture) client(name string, h hostDirs, opts ...ClientOption) *Client 
 	return c
 }
 
+// bootstrapped issues a token for name, registered (if register) without
+// a key, and returns a client that holds the token and has not polled.
+func (f *fixture) bootstrapped(name string, register bool) *Client {
+	f.t.Helper()
+	if register {
+		if err := f.server.Register(name, Keys{}); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	token, err := f.tokens.Issue(name)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return f.client(name, f.host(token))
+}
+
 // enrolled registers name with k, issues a token and returns a client
 // that has enrolled with it and polled once.
 func (f *fixture) enrolled(name string, k *Key) *Client {

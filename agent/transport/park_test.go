@@ -139,6 +139,11 @@ func TestParkedPollsHoldNoGoroutine(t *testing.T) {
 	if n := parkedCount(f.server); n != agents {
 		t.Fatalf("%d polls parked, want %d", n, agents)
 	}
+	// The last handlers to park return just after they did: give their
+	// connections' goroutines a moment to end.
+	for end := time.Now().Add(time.Second); servingGoroutines(t) != 0 && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if n := servingGoroutines(t); n != 0 {
 		t.Errorf("net/http serves %d connections while every poll is parked, want 0", n)
 	}

@@ -674,14 +674,7 @@ func TestDeliveredBundleIsDropped(t *testing.T) {
 // token, and enrolls with it once the key is there.
 func TestEnrollmentBeforeTheKeyKeepsTheToken(t *testing.T) {
 	f := newFixture(t, WithEnrollWait(0))
-	if err := f.server.Register("orders-db", Keys{}); err != nil {
-		t.Fatal(err)
-	}
-	token, err := f.tokens.Issue("orders-db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := f.client("orders-db", f.host(token))
+	c := f.bootstrapped("orders-db", true)
 	status := agent.Status{Instance: "orders-db", Phase: agent.Pending}
 	if _, err := c.Poll(context.Background(), status); err == nil || !strings.Contains(err.Error(), "no_key") {
 		t.Fatalf("enrollment before the key = %v, want no_key", err)
@@ -708,16 +701,7 @@ func TestEnrollmentWaitsForTheKey(t *testing.T) {
 	for _, registered := range []bool{false, true} {
 		t.Run(fmt.Sprintf("registered=%v", registered), func(t *testing.T) {
 			f := newFixture(t)
-			if registered {
-				if err := f.server.Register("orders-db", Keys{}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			token, err := f.tokens.Issue("orders-db")
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := f.client("orders-db", f.host(token))
+			c := f.bootstrapped("orders-db", registered)
 			const delay = 200 * time.Millisecond
 			go func() {
 				time.Sleep(delay)
@@ -761,14 +745,7 @@ func TestEnrollmentWaitsForTheKey(t *testing.T) {
 // replaced meanwhile, and leaves the new token for its agent.
 func TestAHeldEnrollmentWhoseTokenWasReplaced(t *testing.T) {
 	f := newFixture(t)
-	if err := f.server.Register("orders-db", Keys{}); err != nil {
-		t.Fatal(err)
-	}
-	old, err := f.tokens.Issue("orders-db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := f.client("orders-db", f.host(old))
+	c := f.bootstrapped("orders-db", true)
 	errc := make(chan error, 1)
 	go func() {
 		_, err := c.Poll(context.Background(), agent.Status{Instance: "orders-db", Phase: agent.Pending})
