@@ -23,8 +23,9 @@
 // parked rather than held: the server takes the connection from net/http,
 // keeps the TLS connection, the request ID and a timer, and when it
 // answers hands the connection back to the Listener for the agent's next
-// request. An agent then costs its TLS connection and a few hundred bytes
-// between heartbeats, not two goroutines and net/http's buffers (park.go).
+// request. An agent then costs its TLS connection (about 8 KB: buffers
+// and cipher state) and a few hundred bytes between heartbeats, not two
+// goroutines and net/http's buffers besides (park.go).
 // Served any other way (httptest, behind a recorder) polls are held.
 //
 // # Keys

@@ -381,30 +381,20 @@ func (s *Store) commitOnce(ctx context.Context, batch []*job, results []error) e
 	}
 	defer tx.Rollback() // after Commit, a no-op; on error or panic, nothing written
 	q := txn{tx, s.writeStmts}
-	if len(batch) == 1 {
-		results[0] = batch[0].run(ctx, q)
-		if busy(results[0]) {
-			return results[0] // retried whole
+	for i, j := range batch {
+		if _, err := q.ExecContext(ctx, savepoint); err != nil {
+			return fmt.Errorf("begin write: %w", err)
 		}
-		if results[0] != nil {
-			return nil // nothing to commit
+		if results[i] = j.run(ctx, q); results[i] != nil {
+			if busy(results[i]) {
+				return results[i] // the batch is retried whole
+			}
+			if _, err := q.ExecContext(ctx, rollbackTo); err != nil {
+				return fmt.Errorf("roll back a failed write: %w", err)
+			}
 		}
-	} else {
-		for i, j := range batch {
-			if _, err := q.ExecContext(ctx, savepoint); err != nil {
-				return fmt.Errorf("begin write: %w", err)
-			}
-			if results[i] = j.run(ctx, q); results[i] != nil {
-				if busy(results[i]) {
-					return results[i]
-				}
-				if _, err := q.ExecContext(ctx, rollbackTo); err != nil {
-					return fmt.Errorf("roll back a failed write: %w", err)
-				}
-			}
-			if _, err := q.ExecContext(ctx, release); err != nil {
-				return fmt.Errorf("end write: %w", err)
-			}
+		if _, err := q.ExecContext(ctx, release); err != nil {
+			return fmt.Errorf("end write: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
